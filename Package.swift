@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// medprep: medical images to training-ready shards.
+/// C libraries (zlib, libdeflate, libpng, libjpeg-turbo) are reached only through the
+/// `CMedprep` shim, which traps their longjmp/exit error paths and returns status codes.
+let package = Package(
+    name: "medprep",
+    products: [
+        .executable(name: "medprep", targets: ["medprep"]),
+        .library(name: "MedprepIO", targets: ["MedprepIO"]),
+        .library(name: "MedprepProcessing", targets: ["MedprepProcessing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CMedprep",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("z"), .linkedLibrary("deflate"),
+                .linkedLibrary("png16"), .linkedLibrary("jpeg"),
+            ]
+        ),
+        .target(name: "MedprepCore"),
+        .target(name: "MedprepIO", dependencies: ["MedprepCore", "CMedprep"]),
+        .target(name: "MedprepProcessing", dependencies: ["MedprepCore"]),
+        .target(
+            name: "MedprepCommands",
+            dependencies: [
+                "MedprepCore", "MedprepIO", "MedprepProcessing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "medprep", dependencies: ["MedprepCommands"]),
+        .testTarget(name: "MedprepCoreTests", dependencies: ["MedprepCore"]),
+        .testTarget(name: "MedprepIOTests", dependencies: ["MedprepIO", "MedprepCore"]),
+        .testTarget(name: "MedprepProcessingTests", dependencies: ["MedprepProcessing", "MedprepCore"]),
+        .testTarget(name: "MedprepCommandsTests", dependencies: ["MedprepCommands", "MedprepIO", "MedprepCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

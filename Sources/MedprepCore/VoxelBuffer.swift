@@ -1,0 +1,98 @@
+/// The stored element type of an image, independent of file format.
+/// RGB images are `uint8` with `channels == 3` (NIfTI RGB24 included).
+public enum VoxelType: String, Sendable, Codable, CaseIterable {
+    case uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64
+
+    public var byteWidth: Int {
+        switch self {
+        case .uint8, .int8: 1
+        case .int16, .uint16: 2
+        case .int32, .uint32, .float32: 4
+        case .int64, .uint64, .float64: 8
+        }
+    }
+
+    public var isInteger: Bool { self != .float32 && self != .float64 }
+}
+
+/// Voxels in their stored type, native byte order, channel-interleaved, x fastest:
+/// index = (((t * nz + z) * ny + y) * nx + x) * channels + c.
+public enum VoxelBuffer: Sendable, Equatable {
+    case uint8([UInt8]), int8([Int8]), int16([Int16]), uint16([UInt16])
+    case int32([Int32]), uint32([UInt32]), int64([Int64]), uint64([UInt64])
+    case float32([Float]), float64([Double])
+
+    public var type: VoxelType {
+        switch self {
+        case .uint8: .uint8
+        case .int8: .int8
+        case .int16: .int16
+        case .uint16: .uint16
+        case .int32: .int32
+        case .uint32: .uint32
+        case .int64: .int64
+        case .uint64: .uint64
+        case .float32: .float32
+        case .float64: .float64
+        }
+    }
+
+    public var count: Int {
+        switch self {
+        case .uint8(let a): a.count
+        case .int8(let a): a.count
+        case .int16(let a): a.count
+        case .uint16(let a): a.count
+        case .int32(let a): a.count
+        case .uint32(let a): a.count
+        case .int64(let a): a.count
+        case .uint64(let a): a.count
+        case .float32(let a): a.count
+        case .float64(let a): a.count
+        }
+    }
+
+    /// Calls `body` with every element converted to Double, in storage order.
+    /// The switch is hoisted so the inner loop is monomorphic.
+    @inlinable
+    public func withDoubles(chunk: Int = 65536, _ body: (UnsafeBufferPointer<Double>) -> Void) {
+        func run<T>(_ a: [T], _ conv: (T) -> Double) {
+            var tmp = [Double](repeating: 0, count: Swift.min(chunk, a.count))
+            var start = 0
+            while start < a.count {
+                let end = Swift.min(start + chunk, a.count)
+                for i in start..<end { tmp[i - start] = conv(a[i]) }
+                tmp.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<(end - start)])) }
+                start = end
+            }
+        }
+        switch self {
+        case .uint8(let a): run(a) { Double($0) }
+        case .int8(let a): run(a) { Double($0) }
+        case .int16(let a): run(a) { Double($0) }
+        case .uint16(let a): run(a) { Double($0) }
+        case .int32(let a): run(a) { Double($0) }
+        case .uint32(let a): run(a) { Double($0) }
+        case .int64(let a): run(a) { Double($0) }
+        case .uint64(let a): run(a) { Double($0) }
+        case .float32(let a): run(a) { Double($0) }
+        case .float64(let a): run(a) { $0 }
+        }
+    }
+
+    /// Element `i` as Double (slow path; for tests and small lookups).
+    public func double(at i: Int) -> Double {
+        switch self {
+        case .uint8(let a): Double(a[i])
+        case .int8(let a): Double(a[i])
+        case .int16(let a): Double(a[i])
+        case .uint16(let a): Double(a[i])
+        case .int32(let a): Double(a[i])
+        case .uint32(let a): Double(a[i])
+        case .int64(let a): Double(a[i])
+        case .uint64(let a): Double(a[i])
+        case .float32(let a): Double(a[i])
+        case .float64(let a): a[i]
+        }
+    }
+}

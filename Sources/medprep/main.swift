@@ -1,0 +1,2 @@
+import MedprepCommands
+Medprep.main()
