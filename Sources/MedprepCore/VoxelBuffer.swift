@@ -96,3 +96,28 @@ public enum VoxelBuffer: Sendable, Equatable {
         }
     }
 }
+
+extension VoxelBuffer {
+    /// The stored bytes in native (little-endian on supported platforms) order.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .uint8(let a): try a.withUnsafeBytes(body)
+        case .int8(let a): try a.withUnsafeBytes(body)
+        case .int16(let a): try a.withUnsafeBytes(body)
+        case .uint16(let a): try a.withUnsafeBytes(body)
+        case .int32(let a): try a.withUnsafeBytes(body)
+        case .uint32(let a): try a.withUnsafeBytes(body)
+        case .int64(let a): try a.withUnsafeBytes(body)
+        case .uint64(let a): try a.withUnsafeBytes(body)
+        case .float32(let a): try a.withUnsafeBytes(body)
+        case .float64(let a): try a.withUnsafeBytes(body)
+        }
+    }
+
+    /// SHA-256 of the stored values (little-endian), the fixtures' `raw_sha256`.
+    public var rawSHA256: String {
+        var h = SHA256()
+        withUnsafeBytes { h.update($0) }
+        return h.finalizeHex()
+    }
+}
