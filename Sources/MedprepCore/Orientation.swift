@@ -41,7 +41,7 @@ public enum Orientation {
     }
 
     /// Orthogonal polar factor by Newton iteration R <- (R + R^-T)/2; nil when singular.
-    static func polarOrthogonal(_ a: [[Double]]) -> [[Double]]? {
+    public static func polarOrthogonal(_ a: [[Double]]) -> [[Double]]? {
         var r = a
         for _ in 0..<100 {
             guard let inv = inverse3(r) else { return nil }

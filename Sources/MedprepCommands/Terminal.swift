@@ -1,0 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One line to stderr, prefixed like ArgumentParser's own errors.
+func printError(_ message: String) {
+    let line = "medprep: error: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+/// True when stderr is a terminal (progress bars only then).
+var stderrIsTerminal: Bool { isatty(2) != 0 }

@@ -1,0 +1,88 @@
+/// A JSON value with ordered object keys, so everything medprep writes is byte-stable
+/// (same input, same bytes out). Non-finite numbers are written as null.
+public indirect enum JSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case number(Double)
+    case string(String)
+    case array([JSON])
+    case object([(String, JSON)])
+
+    public static func == (a: JSON, b: JSON) -> Bool { a.serialized() == b.serialized() }
+
+    /// Compact (`indent == nil`) or pretty-printed text.
+    public func serialized(indent: Int? = nil) -> String {
+        var out = ""
+        write(into: &out, indent: indent, level: 0)
+        return out
+    }
+
+    private func write(into out: inout String, indent: Int?, level: Int) {
+        let nl = indent == nil ? "" : "\n"
+        let pad = { (l: Int) in indent.map { String(repeating: " ", count: $0 * l) } ?? "" }
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .number(let d): out += JSON.format(d)
+        case .string(let s): JSON.quote(s, into: &out)
+        case .array(let a):
+            if a.isEmpty { out += "[]"; return }
+            // Arrays of scalars stay on one line: affines and dims read better that way.
+            let inline = indent == nil || a.allSatisfy { if case .array = $0 { return false }; if case .object = $0 { return false }; return true }
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += inline ? (indent == nil ? "," : ", ") : "," }
+                if !inline { out += nl + pad(level + 1) }
+                v.write(into: &out, indent: indent, level: level + 1)
+            }
+            if !inline { out += nl + pad(level) }
+            out += "]"
+        case .object(let o):
+            if o.isEmpty { out += "{}"; return }
+            out += "{"
+            for (i, (k, v)) in o.enumerated() {
+                if i > 0 { out += "," }
+                out += nl + pad(level + 1)
+                JSON.quote(k, into: &out)
+                out += indent == nil ? ":" : ": "
+                v.write(into: &out, indent: indent, level: level + 1)
+            }
+            out += nl + pad(level) + "}"
+        }
+    }
+
+    /// Shortest round-trip representation; integers without a fraction.
+    public static func format(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d == d.rounded() && abs(d) < 1e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+extension JSON {
+    public static func numbers(_ a: [Double]) -> JSON { .array(a.map { .number($0) }) }
+    public static func ints(_ a: [Int]) -> JSON { .array(a.map { .int($0) }) }
+}
