@@ -1,0 +1,69 @@
+import Testing
+@testable import MedprepCore
+
+@Suite struct SHA256Tests {
+    // FIPS 180-2 appendix B vectors (also what Python's hashlib.sha256 gives).
+    @Test func knownVectors() {
+        #expect(SHA256.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func streamingEqualsOneShot() {
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        for split in [0, 1, 63, 64, 65, 500, 999] {
+            var h = SHA256()
+            h.update(data[..<split])
+            h.update(data[split...])
+            #expect(h.finalizeHex() == SHA256.hex(data))
+        }
+    }
+}
+
+@Suite struct OrientationTests {
+    func affine(_ rot: [[Double]]) -> Affine4 {
+        Affine4(rowMajor: rot[0] + [0] + rot[1] + [0] + rot[2] + [0] + [0, 0, 0, 1])
+    }
+
+    // Hand-derived: a column's dominant world axis and sign name the voxel axis.
+    @Test func axisCodes() {
+        #expect(Orientation.code(.identity) == "RAS")
+        #expect(Orientation.code(affine([[-1, 0, 0], [0, -1, 0], [0, 0, 1]])) == "LPS")
+        #expect(Orientation.code(affine([[0, 0, -2], [-3, 0, 0], [0, 1, 0]])) == "PSL")
+        // 20 degrees oblique about z still reads as RAS.
+        let c = 0.9396926207859084, s = 0.3420201433256687
+        #expect(Orientation.code(affine([[c, -s, 0], [s, c, 0], [0, 0, 1]])) == "RAS")
+    }
+}
+
+@Suite struct StatsTests {
+    @Test func matchesHandComputation() {
+        var s = RunningStats()
+        for v in [1.0, 2, 3, 4, .nan, .infinity] { s.add(v) }
+        #expect(s.count == 4 && s.nonFinite == 2)
+        #expect(s.min == 1 && s.max == 4 && s.mean == 2.5)
+        #expect(abs(s.std - 1.118033988749895) < 1e-12)  // sqrt(1.25)
+    }
+
+    @Test func mergeIsOrderIndependent() {
+        let values = (0..<1000).map { Double(($0 * 7919) % 1000) / 7 }
+        var a = RunningStats()
+        values.withUnsafeBufferPointer { a.add($0) }
+        var b = RunningStats()
+        values[500...].withUnsafeBufferPointer { b.add($0) }
+        var c = RunningStats()
+        values[..<500].withUnsafeBufferPointer { c.add($0) }
+        b.merge(c)
+        #expect(abs(a.mean - b.mean) < 1e-12 && abs(a.std - b.std) < 1e-12)
+    }
+}
+
+@Suite struct JSONTests {
+    @Test func serialisesStably() {
+        let j = JSON.object([("b", .int(1)), ("a", .array([.number(0.5), .null, .string("q\"\n")])), ("n", .number(.nan))])
+        #expect(j.serialized() == #"{"b":1,"a":[0.5,null,"q\"\n"],"n":null}"#)
+    }
+}
