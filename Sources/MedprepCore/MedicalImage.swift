@@ -76,17 +76,25 @@ public struct MedicalImage: Sendable {
 
     /// Scaled values as Float (what a network consumes), all frames.
     public func scaledFloats() -> [Float] {
-        var out = [Float]()
-        out.reserveCapacity(voxels.count)
+        if case .float32(let a) = voxels, scaling == nil { return a }
         let s = scaling
-        voxels.withDoubles { buf in
-            if let s {
-                for v in buf { out.append(Float(v * s.slope + s.intercept)) }
-            } else {
-                for v in buf { out.append(Float(v)) }
+        func conv<T: VoxelScalar>(_ a: [T]) -> [Float] {
+            HugePages.array(count: a.count) { out in
+                a.withUnsafeBufferPointer { VoxelConversion.toFloat($0, out, scaling: s) }
             }
         }
-        return out
+        switch voxels {
+        case .uint8(let a): return conv(a)
+        case .int8(let a): return conv(a)
+        case .int16(let a): return conv(a)
+        case .uint16(let a): return conv(a)
+        case .int32(let a): return conv(a)
+        case .uint32(let a): return conv(a)
+        case .int64(let a): return conv(a)
+        case .uint64(let a): return conv(a)
+        case .float32(let a): return conv(a)
+        case .float64(let a): return conv(a)
+        }
     }
 
     /// One 3D frame (t index over dims 4...7 flattened) as a new image.

@@ -30,3 +30,31 @@ enum ProcessInfoLite {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Wraps non-Sendable values (unsafe buffers, closures) that parallel workers use on disjoint
+/// parts. The caller guarantees the disjointness.
+public struct UnsafeSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}
+
+/// First error raised by any worker.
+public final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var stored: Error?
+    public init() {}
+    public func set(_ e: Error) { lock.locked { if stored == nil { stored = e } } }
+    public var error: Error? { lock.locked { stored } }
+}
+
+/// A pthread mutex (Foundation-free).
+public final class NSLockLite: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    public func locked<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

@@ -36,6 +36,70 @@ public enum FileIO {
         return out
     }
 
+    /// An open file for positioned reads (header first, then voxels straight into their buffer).
+    public final class ReadHandle {
+        public let path: String
+        public let size: Int
+        private let fd: Int32
+
+        public init(_ path: String) throws {
+            self.path = path
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let e = errno
+                throw MedprepError(e == ENOENT ? .fileNotFound : .ioFailure, path: path,
+                                   e == ENOENT ? "file not found." : "cannot open file: \(String(cString: strerror(e))).")
+            }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { close(fd); throw MedprepError(.ioFailure, path: path, "cannot stat file.") }
+            if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw MedprepError(.ioFailure, path: path, "is a directory, not a file.") }
+            size = Int(st.st_size)
+        }
+
+        deinit { close(fd) }
+
+        /// Fills `buffer` from `offset`; returns the bytes read (short only at end of file).
+        public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws -> Int {
+            var done = 0
+            while done < buffer.count {
+                let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw MedprepError(.ioFailure, path: path, "read failed: \(String(cString: strerror(errno))).")
+                }
+                if n == 0 { break }
+                done += n
+            }
+            return done
+        }
+
+        /// Maps `count` bytes from `offset` read-only for the duration of `body` (page-cache
+        /// pages are used in place, no copy). Falls back to a positioned read if mmap fails.
+        public func withMappedBytes<R>(offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+            let page = 4096
+            let start = offset & ~(page - 1)
+            let length = count + (offset - start)
+            guard count > 0, offset + count <= size,
+                  let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, off_t(start)), base != MAP_FAILED else {
+                let bytes = try read(count: count, at: offset)
+                guard bytes.count == count else {
+                    throw MedprepError(.truncated, path: path, "file ends after \(offset + bytes.count) bytes, \(offset + count) needed.")
+                }
+                return try bytes.withUnsafeBytes(body)
+            }
+            defer { munmap(base, length) }
+            _ = madvise(base, length, MADV_SEQUENTIAL | MADV_WILLNEED)
+            return try body(UnsafeRawBufferPointer(start: base + (offset - start), count: count))
+        }
+
+        public func read(count: Int, at offset: Int) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: max(0, min(count, size - offset)))
+            let n = try out.withUnsafeMutableBytes { try read(into: $0, at: offset) }
+            if n < out.count { out.removeSubrange(n...) }
+            return out
+        }
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0

@@ -31,7 +31,9 @@ enum Gzip {
     /// Decompresses exactly `expected` bytes (or fewer if the stream is shorter; the caller checks).
     /// Streams holding more than `expected` bytes are read only up to `expected`.
     static func decompress(_ input: [UInt8], expected: Int, path: String) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: expected)
+        var out = HugePages.array(count: expected) { (b: UnsafeMutableBufferPointer<UInt8>) in
+            _ = b.initialize(repeating: 0)  // libdeflate may stop early on bad data
+        }
         var produced = 0
         var err = [CChar](repeating: 0, count: 256)
         let rc = input.withUnsafeBufferPointer { inp in

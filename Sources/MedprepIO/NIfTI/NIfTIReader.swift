@@ -9,16 +9,43 @@ public enum NIfTIReader {
         return [".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz"].contains { p.hasSuffix($0) }
     }
 
-    public static func read(path: String) throws -> MedicalImage {
-        let (header, layout, dataFile, dataBytes) = try load(path: path)
-        let voxels = try dataBytes.withUnsafeBytes { raw -> VoxelBuffer in
-            let needed = layout.dataOffset + layout.dataBytes
-            guard raw.count >= needed else {
-                throw MedprepError(.truncated, path: dataFile,
-                                   "file holds \(max(0, raw.count - layout.dataOffset)) bytes of voxel data after vox_offset \(layout.dataOffset), but the header needs \(layout.dataBytes) (truncated file?).")
-            }
-            let slice = UnsafeRawBufferPointer(rebasing: raw[layout.dataOffset..<needed])
-            return decodeVoxels(slice, type: layout.voxelType, swap: header.bigEndian)
+    /// How voxels are delivered: as stored, or converted to scaled float32 while reading
+    /// (one pass over the data, no stored-type copy: what training pipelines want).
+    public enum Delivery: Sendable { case stored, scaledFloat32 }
+
+    public static func read(path: String, as delivery: Delivery = .stored) throws -> MedicalImage {
+        let paths = try pairPaths(path)
+        let headerFile = try FileIO.ReadHandle(paths.header)
+        var head = try headerFile.read(count: NIfTIHeader.nifti2Size, at: 0)
+        var gzipped: [UInt8]? = nil
+        if Gzip.isGzip(head) {
+            gzipped = try headerFile.read(count: headerFile.size, at: 0)
+            head = try Gzip.prefix(gzipped!, count: NIfTIHeader.nifti2Size, path: paths.header)
+        }
+        let header = try NIfTIHeader.parse(head, path: paths.header)
+        let layout = try NIfTILayout(header: header, path: paths.header)
+        if header.singleFile && paths.image != nil {
+            throw MedprepError(.badMagic, path: paths.header, "header magic says single-file NIfTI but the file is named as a .hdr/.img pair.")
+        }
+        if !header.singleFile && paths.image == nil {
+            throw MedprepError(.badMagic, path: paths.header, "header magic says .hdr/.img pair ('ni\(header.version.rawValue)') but the file is a single .nii.")
+        }
+
+        // Where the voxel bytes are: the same file, or the .img of a pair; gzipped or not.
+        var dataFile = headerFile
+        if !header.singleFile {
+            dataFile = try FileIO.ReadHandle(paths.image!)
+            gzipped = Gzip.isGzip(try dataFile.read(count: 2, at: 0)) ? try dataFile.read(count: dataFile.size, at: 0) : nil
+        }
+        let convert = delivery == .scaledFloat32 && layout.datatype.channels == 1
+        let voxels: VoxelBuffer
+        if let gz = gzipped {
+            let bytes = try payload(gz, needed: layout.dataOffset + layout.dataBytes, path: dataFile.path)
+            voxels = convert ? try floatsFromMemory(bytes, layout: layout, header: header, path: dataFile.path)
+                : try fromMemory(bytes, layout: layout, header: header, path: dataFile.path)
+        } else {
+            voxels = convert ? try floatsFromFile(dataFile, layout: layout, header: header)
+                : try fromFile(dataFile, layout: layout, header: header)
         }
         let format: ImageFormat = switch (header.version, header.singleFile) {
         case (.nifti1, true): .nifti1
@@ -28,7 +55,7 @@ public enum NIfTIReader {
         }
         return MedicalImage(format: format, dims: layout.dims, spacing: layout.spacing, channels: layout.datatype.channels,
                             affine: layout.affine, affineSource: layout.affineSource,
-                            scaling: layout.datatype.channels == 1 ? layout.scaling : nil,
+                            scaling: layout.datatype.channels == 1 && !convert ? layout.scaling : nil,
                             voxels: voxels, sourceDatatype: layout.datatype.name)
     }
 
@@ -41,33 +68,87 @@ public enum NIfTIReader {
         return (h, try NIfTILayout(header: h, path: headerPath))
     }
 
-    /// Header, layout, and the bytes holding the voxels (whole .nii, or the .img).
-    static func load(path: String) throws -> (NIfTIHeader, NIfTILayout, String, [UInt8]) {
-        let paths = try pairPaths(path)
-        let raw = try FileIO.readAll(paths.header)
-        let gz = Gzip.isGzip(raw)
-        let headBytes = gz ? try Gzip.prefix(raw, count: NIfTIHeader.nifti2Size, path: paths.header) : raw
-        let header = try NIfTIHeader.parse(headBytes, path: paths.header)
-        let layout = try NIfTILayout(header: header, path: paths.header)
-
-        if header.singleFile {
-            guard paths.image == nil else {
-                throw MedprepError(.badMagic, path: paths.header, "header magic says single-file NIfTI but the file is named as a .hdr/.img pair.")
-            }
-            let needed = layout.dataOffset + layout.dataBytes
-            return (header, layout, paths.header, try payload(raw, gz: gz, needed: needed, path: paths.header))
-        }
-        guard let imagePath = paths.image else {
-            throw MedprepError(.badMagic, path: paths.header, "header magic says .hdr/.img pair ('ni\(header.version.rawValue)') but the file is a single .nii.")
-        }
-        let imgRaw = try FileIO.readAll(imagePath)
-        let needed = layout.dataOffset + layout.dataBytes
-        return (header, layout, imagePath, try payload(imgRaw, gz: Gzip.isGzip(imgRaw), needed: needed, path: imagePath))
+    static func truncated(_ path: String, have: Int, layout: NIfTILayout) -> MedprepError {
+        MedprepError(.truncated, path: path,
+                     "file holds \(max(0, have - layout.dataOffset)) bytes of voxel data after vox_offset \(layout.dataOffset), but the header needs \(layout.dataBytes) (truncated file?).")
     }
 
-    /// Plain bytes, or the first `needed` bytes of a gzip after checking the claim is plausible.
-    static func payload(_ raw: [UInt8], gz: Bool, needed: Int, path: String) throws -> [UInt8] {
-        guard gz else { return raw }
+    /// Uncompressed data: read straight into the typed buffer (no intermediate copy).
+    static func fromFile(_ file: FileIO.ReadHandle, layout: NIfTILayout, header: NIfTIHeader) throws -> VoxelBuffer {
+        guard file.size >= layout.dataOffset + layout.dataBytes else { throw truncated(file.path, have: file.size, layout: layout) }
+        return try decodeVoxels(byteCount: layout.dataBytes, type: layout.voxelType, swap: header.bigEndian) { dst in
+            let n = try file.read(into: dst, at: layout.dataOffset)
+            if n < dst.count { throw truncated(file.path, have: layout.dataOffset + n, layout: layout) }
+        }
+    }
+
+    /// Chunk size for fused read + convert: small enough to stay in L2.
+    static let chunkBytes = 1 << 18
+
+    static func floatsFromFile(_ file: FileIO.ReadHandle, layout: NIfTILayout, header: NIfTIHeader) throws -> VoxelBuffer {
+        guard file.size >= layout.dataOffset + layout.dataBytes else { throw truncated(file.path, have: file.size, layout: layout) }
+        return try convertChunks(layout: layout, header: header) { scratch, byteOffset in
+            let n = try file.read(into: scratch, at: layout.dataOffset + byteOffset)
+            if n < scratch.count { throw truncated(file.path, have: layout.dataOffset + byteOffset + n, layout: layout) }
+        }
+    }
+
+    static func floatsFromMemory(_ bytes: [UInt8], layout: NIfTILayout, header: NIfTIHeader, path: String) throws -> VoxelBuffer {
+        guard bytes.count >= layout.dataOffset + layout.dataBytes else { throw truncated(path, have: bytes.count, layout: layout) }
+        return try bytes.withUnsafeBytes { src in
+            try convertChunks(layout: layout, header: header) { scratch, byteOffset in
+                let start = layout.dataOffset + byteOffset
+                scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[start..<(start + scratch.count)]))
+            }
+        }
+    }
+
+    /// Streams the stored bytes through aligned scratch chunks into a float32 buffer, chunks
+    /// shared out over `threads` (each output element is written once, so the bytes never
+    /// depend on the thread count).
+    static func convertChunks(layout: NIfTILayout, header: NIfTIHeader, threads: Int = defaultThreadCount,
+                              fill: (UnsafeMutableRawBufferPointer, Int) throws -> Void) throws -> VoxelBuffer {
+        let width = layout.voxelType.byteWidth
+        let count = layout.dataBytes / width
+        let perChunk = chunkBytes / width
+        let chunks = (count + perChunk - 1) / perChunk
+        let workers = max(1, min(threads, chunks))
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: perChunk * width * workers, alignment: 64)
+        defer { scratch.deallocate() }
+        let failure = ErrorBox()
+        let floats: [Float] = HugePages.array(count: count) { out in
+            withoutActuallyEscaping(fill) { fill in
+                let job = UnsafeSendable((out, scratch, fill))
+                parallelFor(workers, threads: workers) { w in
+                    let (out, scratch, fill) = job.value
+                    let mine = UnsafeMutableRawBufferPointer(rebasing: scratch[(w * perChunk * width)..<((w + 1) * perChunk * width)])
+                    for c in stride(from: w, to: chunks, by: workers) {
+                        let start = c * perChunk, n = min(perChunk, count - start)
+                        let chunk = UnsafeMutableRawBufferPointer(rebasing: mine[0..<(n * width)])
+                        do { try fill(chunk, start * width) } catch { failure.set(error); return }
+                        VoxelConversion.rawToFloat(chunk, type: layout.voxelType, swap: header.bigEndian,
+                                                   into: UnsafeMutableBufferPointer(rebasing: out[start..<(start + n)]),
+                                                   scaling: layout.scaling)
+                    }
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        return .float32(floats)
+    }
+
+    static func fromMemory(_ bytes: [UInt8], layout: NIfTILayout, header: NIfTIHeader, path: String) throws -> VoxelBuffer {
+        guard bytes.count >= layout.dataOffset + layout.dataBytes else { throw truncated(path, have: bytes.count, layout: layout) }
+        return try decodeVoxels(byteCount: layout.dataBytes, type: layout.voxelType, swap: header.bigEndian) { dst in
+            bytes.withUnsafeBytes { src in
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[layout.dataOffset..<(layout.dataOffset + layout.dataBytes)]))
+            }
+        }
+    }
+
+    /// The first `needed` bytes of a gzip stream, after checking the header's claim is plausible
+    /// for the compressed size (so a hostile header cannot make us allocate gigabytes).
+    static func payload(_ raw: [UInt8], needed: Int, path: String) throws -> [UInt8] {
         guard needed <= Gzip.maxExpansion(ofCompressed: raw.count) else {
             throw MedprepError(.tooLarge, path: path,
                                "the header needs \(needed) bytes but a \(raw.count)-byte gzip file cannot expand to that (corrupt or hostile header).")
@@ -100,14 +181,17 @@ public enum NIfTIReader {
         return (path, nil)
     }
 
-    /// Copies (and byte-swaps) raw voxel bytes into a typed buffer.
-    static func decodeVoxels(_ src: UnsafeRawBufferPointer, type: VoxelType, swap: Bool) -> VoxelBuffer {
+    /// Allocates a typed buffer of `byteCount` bytes, lets `fill` write the stored bytes into it,
+    /// then byte-swaps in place when the file's order is not the host's.
+    static func decodeVoxels(byteCount: Int, type: VoxelType, swap: Bool,
+                             fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> VoxelBuffer {
         /// `T` stored, `B` the same-width integer used to swap bytes.
-        func typed<T, B: FixedWidthInteger>(_: T.Type, _: B.Type) -> [T] {
-            let n = src.count / MemoryLayout<T>.size
-            return [T](unsafeUninitializedCapacity: n) { buf, initialized in
+        func typed<T, B: FixedWidthInteger>(_: T.Type, _: B.Type) throws -> [T] {
+            let n = byteCount / MemoryLayout<T>.size
+            return try [T](unsafeUninitializedCapacity: n) { buf, initialized in
                 let dst = UnsafeMutableRawBufferPointer(buf)
-                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<(n * MemoryLayout<T>.size)]))
+                HugePages.advise(dst)
+                try fill(UnsafeMutableRawBufferPointer(rebasing: dst[0..<(n * MemoryLayout<T>.size)]))
                 if swap && MemoryLayout<B>.size > 1 {
                     dst.withMemoryRebound(to: B.self) { b in for i in 0..<n { b[i] = b[i].byteSwapped } }
                 }
@@ -115,16 +199,16 @@ public enum NIfTIReader {
             }
         }
         switch type {
-        case .uint8: return .uint8(typed(UInt8.self, UInt8.self))
-        case .int8: return .int8(typed(Int8.self, UInt8.self))
-        case .int16: return .int16(typed(Int16.self, UInt16.self))
-        case .uint16: return .uint16(typed(UInt16.self, UInt16.self))
-        case .int32: return .int32(typed(Int32.self, UInt32.self))
-        case .uint32: return .uint32(typed(UInt32.self, UInt32.self))
-        case .int64: return .int64(typed(Int64.self, UInt64.self))
-        case .uint64: return .uint64(typed(UInt64.self, UInt64.self))
-        case .float32: return .float32(typed(Float.self, UInt32.self))
-        case .float64: return .float64(typed(Double.self, UInt64.self))
+        case .uint8: return .uint8(try typed(UInt8.self, UInt8.self))
+        case .int8: return .int8(try typed(Int8.self, UInt8.self))
+        case .int16: return .int16(try typed(Int16.self, UInt16.self))
+        case .uint16: return .uint16(try typed(UInt16.self, UInt16.self))
+        case .int32: return .int32(try typed(Int32.self, UInt32.self))
+        case .uint32: return .uint32(try typed(UInt32.self, UInt32.self))
+        case .int64: return .int64(try typed(Int64.self, UInt64.self))
+        case .uint64: return .uint64(try typed(UInt64.self, UInt64.self))
+        case .float32: return .float32(try typed(Float.self, UInt32.self))
+        case .float64: return .float64(try typed(Double.self, UInt64.self))
         }
     }
 }
