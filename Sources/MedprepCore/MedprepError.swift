@@ -23,10 +23,12 @@ public struct MedprepError: Error, CustomStringConvertible, Sendable, Equatable 
         return message
     }
 
-    /// The same error attributed to a file (keeps an existing path).
+    /// The same error attributed to the file the user named. When the problem is in another
+    /// file (the .img of a .hdr/.img pair), that file is named in the message.
     public func at(_ path: String) -> MedprepError {
         var copy = self
-        if copy.path == nil { copy.path = path }
+        if let inner = copy.path, inner != path { copy.message = "in '\(inner)': \(message)" }
+        copy.path = path
         return copy
     }
 }
