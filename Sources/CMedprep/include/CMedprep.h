@@ -1,0 +1,4 @@
+/* Umbrella header of the C shim: each library's wrapper has its own header. */
+#include "mp_gzip.h"
+#include "mp_png.h"
+#include "mp_jpeg.h"
