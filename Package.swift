@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -26,10 +27,11 @@ let package = Package(
         .target(name: "MedprepCore"),
         .target(name: "MedprepIO", dependencies: ["MedprepCore", "CMedprep"]),
         .target(name: "MedprepProcessing", dependencies: ["MedprepCore"]),
+        .target(name: "MedprepDataset", dependencies: ["MedprepCore", "MedprepIO", "MedprepProcessing", "Yams"]),
         .target(
             name: "MedprepCommands",
             dependencies: [
-                "MedprepCore", "MedprepIO", "MedprepProcessing",
+                "MedprepCore", "MedprepIO", "MedprepProcessing", "MedprepDataset",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,6 +39,7 @@ let package = Package(
         .testTarget(name: "MedprepCoreTests", dependencies: ["MedprepCore"]),
         .testTarget(name: "MedprepIOTests", dependencies: ["MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepProcessingTests", dependencies: ["MedprepProcessing", "MedprepCore"]),
+        .testTarget(name: "MedprepDatasetTests", dependencies: ["MedprepDataset", "MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepCommandsTests", dependencies: ["MedprepCommands", "MedprepIO", "MedprepCore"]),
     ],
     swiftLanguageModes: [.v6]

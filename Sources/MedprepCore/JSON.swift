@@ -86,3 +86,57 @@ extension JSON {
     public static func numbers(_ a: [Double]) -> JSON { .array(a.map { .number($0) }) }
     public static func ints(_ a: [Int]) -> JSON { .array(a.map { .int($0) }) }
 }
+
+#if canImport(Foundation)
+import Foundation
+
+extension JSON {
+    /// From a JSONSerialization object; object keys sorted so the result is stable.
+    public init(foundation obj: Any) {
+        switch obj {
+        case let n as NSNumber:
+            if CFGetTypeIDIfAvailable(n) { self = .bool(n.boolValue) }
+            else if n.doubleValue == n.doubleValue.rounded() && !"\(n)".contains(".") && !"\(n)".contains("e") { self = .int(n.intValue) }
+            else { self = .number(n.doubleValue) }
+        case let s as String: self = .string(s)
+        case let a as [Any]: self = .array(a.map(JSON.init(foundation:)))
+        case let d as [String: Any]: self = .object(d.keys.sorted().map { ($0, JSON(foundation: d[$0]!)) })
+        default: self = .null
+        }
+    }
+
+    /// Parses JSON text.
+    public static func parse(_ text: String) throws -> JSON {
+        JSON(foundation: try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]))
+    }
+
+    /// Member of an object, nil otherwise.
+    public subscript(key: String) -> JSON? {
+        if case .object(let o) = self { return o.first { $0.0 == key }?.1 }
+        return nil
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return i
+        case .number(let d) where d == d.rounded(): return Int(d)
+        default: return nil
+        }
+    }
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .number(let d): return d
+        default: return nil
+        }
+    }
+    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+}
+
+/// NSNumber booleans on Linux are distinguished by their objCType ("c" for Bool).
+private func CFGetTypeIDIfAvailable(_ n: NSNumber) -> Bool {
+    String(cString: n.objCType) == "c" && (n == NSNumber(value: true) || n == NSNumber(value: false))
+}
+#endif

@@ -2,3 +2,4 @@
 #include "mp_gzip.h"
 #include "mp_png.h"
 #include "mp_jpeg.h"
+#include "mp_jpeg_encode.h"

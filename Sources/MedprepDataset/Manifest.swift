@@ -1,0 +1,420 @@
+import Foundation
+import MedprepCore
+import MedprepIO
+import Yams
+
+/// A dataset manifest (YAML; JSON is accepted since JSON is YAML). Schema: Schemas/manifest.schema.json.
+/// Unknown keys are errors (a typo must not silently fall back to a default).
+public struct Manifest: Codable, Sendable, Equatable {
+    public var name: String
+    /// How cases are found. `nil`: nnU-Net when the dataset folder has dataset.json.
+    public var layout: Layout?
+    public var cases: CaseSpec?
+    public var labels: LabelSpec?
+    public var geometry: GeometrySpec
+    public var intensity: IntensitySpec
+    public var maps: MapsSpec
+    public var folds: FoldSpec
+    public var shardSize: Int
+    public var dtypes: DTypeSpec
+
+    public enum Layout: String, Codable, Sendable, CaseIterable { case nnunet, templates }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, layout, cases, labels, geometry, intensity, maps, folds
+        case shardSize = "shard_size", dtypes
+    }
+
+    public init(name: String, layout: Layout? = nil, cases: CaseSpec? = nil, labels: LabelSpec? = nil,
+                geometry: GeometrySpec = .init(), intensity: IntensitySpec = .init(), maps: MapsSpec = .init(),
+                folds: FoldSpec = .init(), shardSize: Int = 64, dtypes: DTypeSpec = .init()) {
+        self.name = name; self.layout = layout; self.cases = cases; self.labels = labels
+        self.geometry = geometry; self.intensity = intensity; self.maps = maps; self.folds = folds
+        self.shardSize = shardSize; self.dtypes = dtypes
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        layout = try c.decodeIfPresent(Layout.self, forKey: .layout)
+        cases = try c.decodeIfPresent(CaseSpec.self, forKey: .cases)
+        labels = try c.decodeIfPresent(LabelSpec.self, forKey: .labels)
+        geometry = try c.decodeIfPresent(GeometrySpec.self, forKey: .geometry) ?? .init()
+        intensity = try c.decodeIfPresent(IntensitySpec.self, forKey: .intensity) ?? .init()
+        maps = try c.decodeIfPresent(MapsSpec.self, forKey: .maps) ?? .init()
+        folds = try c.decodeIfPresent(FoldSpec.self, forKey: .folds) ?? .init()
+        shardSize = try c.decodeIfPresent(Int.self, forKey: .shardSize) ?? 64
+        dtypes = try c.decodeIfPresent(DTypeSpec.self, forKey: .dtypes) ?? .init()
+        guard shardSize >= 1 else { throw invalid(c, .shardSize, "must be at least 1, got '\(shardSize)'") }
+    }
+
+    /// Parses manifest text; errors name the file and the key path with the expected form.
+    public static func parse(_ text: String, path: String) throws -> Manifest {
+        do {
+            return try YAMLDecoder().decode(Manifest.self, from: text)
+        } catch let e as DecodingError {
+            throw MedprepError(.invalidArgument, path: path, describe(e))
+        } catch let e as ManifestKeyError {
+            throw MedprepError(.invalidArgument, path: path, e.message)
+        } catch {
+            throw MedprepError(.invalidArgument, path: path, "is not valid YAML or JSON: \(error)")
+        }
+    }
+
+    public static func load(path: String) throws -> Manifest {
+        let bytes = try FileIO.readAll(path)
+        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+    }
+
+    /// The manifest with defaults filled in, as canonical JSON (sorted keys): recorded in the
+    /// index, and its sha256 identifies the parameters of a run.
+    public var canonicalJSON: JSON {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(self), let obj = try? JSONSerialization.jsonObject(with: data) else { return .null }
+        return JSON(foundation: obj)
+    }
+
+    public var sha256: String { SHA256.hex(Array(canonicalJSON.serialized().utf8)) }
+
+    static func describe(_ e: DecodingError) -> String {
+        func keyPath(_ path: [CodingKey]) -> String {
+            path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+                .replacingOccurrences(of: ".[", with: "[")
+        }
+        switch e {
+        case .keyNotFound(let key, let ctx):
+            let at = keyPath(ctx.codingPath + [key])
+            return "manifest key '\(at)' is required."
+        case .typeMismatch(let type, let ctx):
+            return "manifest key '\(keyPath(ctx.codingPath))' has the wrong form: expected \(friendly(type)). \(ctx.debugDescription)"
+        case .valueNotFound(let type, let ctx):
+            return "manifest key '\(keyPath(ctx.codingPath))' is empty: expected \(friendly(type))."
+        case .dataCorrupted(let ctx):
+            return ctx.codingPath.isEmpty ? "is not a valid manifest: \(ctx.debugDescription)"
+                : "manifest key '\(keyPath(ctx.codingPath))': \(ctx.debugDescription)"
+        @unknown default:
+            return "is not a valid manifest: \(e)"
+        }
+    }
+
+    static func friendly(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default: "\(type)".contains("Array") ? "a list" : "a mapping (key: value)"
+        }
+    }
+}
+
+/// Where images and masks are. Templates are paths relative to the dataset folder in which
+/// `{id}` stands for the case id (no '/'), `*` for any characters except '/'.
+/// The first image template finds the cases; the others are resolved per id.
+public struct CaseSpec: Codable, Sendable, Equatable {
+    /// One template per image channel (nnU-Net's _0000, _0001 ...).
+    public var images: [String]
+    /// The label mask; omit for nested masks.
+    public var mask: String?
+    /// Nested masks (Teeth-ISBI style): a pixel's class is the number of these masks covering it.
+    public var nestedMasks: [String]?
+    /// Paths matching any of these patterns (same syntax, `{id}` = `*`) are ignored.
+    public var exclude: [String]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case images, mask, nestedMasks = "nested_masks", exclude }
+
+    public init(images: [String], mask: String?, nestedMasks: [String]? = nil, exclude: [String] = []) {
+        self.images = images; self.mask = mask; self.nestedMasks = nestedMasks; self.exclude = exclude
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        if let one = try? c.decode(String.self, forKey: .images) { images = [one] } else { images = try c.decode([String].self, forKey: .images) }
+        mask = try c.decodeIfPresent(String.self, forKey: .mask)
+        nestedMasks = try c.decodeIfPresent([String].self, forKey: .nestedMasks)
+        exclude = try c.decodeIfPresent([String].self, forKey: .exclude) ?? []
+        guard !images.isEmpty else { throw invalid(c, .images, "needs at least one image template") }
+        guard images[0].contains("{id}") else { throw invalid(c, .images, "the first template must contain '{id}', got '\(images[0])'") }
+        if mask != nil && nestedMasks != nil { throw invalid(c, .nestedMasks, "give either 'mask' or 'nested_masks', not both") }
+    }
+}
+
+/// Classes, in order: index 0 first. A class is found in masks by its integer `value`
+/// (grey level for 8-bit masks) or its RGB `colour`.
+public struct LabelSpec: Codable, Sendable, Equatable {
+    public var classes: [ClassSpec]
+    /// True when class order is a severity or depth order (burn grades, tissue layers).
+    public var ordinal: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case classes, ordinal }
+
+    public init(classes: [ClassSpec], ordinal: Bool = false) { self.classes = classes; self.ordinal = ordinal }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        classes = try c.decode([ClassSpec].self, forKey: .classes)
+        ordinal = try c.decodeIfPresent(Bool.self, forKey: .ordinal) ?? false
+        guard classes.count >= 2 else { throw invalid(c, .classes, "needs at least 2 classes (background and one more)") }
+        guard classes.count <= 65535 else { throw invalid(c, .classes, "has more than 65535 classes") }
+        let colours = classes.filter { $0.colour != nil }.count
+        guard colours == 0 || colours == classes.count else {
+            throw invalid(c, .classes, "give every class a 'colour' or none (mixing values and colours is ambiguous)")
+        }
+        var seen = Set<String>()
+        for cl in classes {
+            let key = cl.colour.map { "\($0)" } ?? "\(cl.value ?? -1)"
+            guard seen.insert(key).inserted else { throw invalid(c, .classes, "two classes share the source value \(key)") }
+        }
+    }
+
+    /// True when masks are colour-coded.
+    public var usesColours: Bool { classes.first?.colour != nil }
+}
+
+public struct ClassSpec: Codable, Sendable, Equatable {
+    public var name: String
+    /// Integer label or grey level in the mask file (defaults to the class index).
+    public var value: Int?
+    /// RGB colour in colour-coded masks.
+    public var colour: [Int]?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, value, colour, color }
+
+    public init(name: String, value: Int? = nil, colour: [Int]? = nil) { self.name = name; self.value = value; self.colour = colour }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        value = try c.decodeIfPresent(Int.self, forKey: .value)
+        colour = try c.decodeIfPresent([Int].self, forKey: .colour) ?? c.decodeIfPresent([Int].self, forKey: .color)
+        if let col = colour, col.count != 3 || col.contains(where: { !(0...255).contains($0) }) {
+            throw invalid(c, .colour, "must be three integers 0-255, got \(col)")
+        }
+        if value != nil && colour != nil { throw invalid(c, .value, "give 'value' or 'colour', not both") }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encodeIfPresent(value, forKey: .value)
+        try c.encodeIfPresent(colour, forKey: .colour)
+    }
+}
+
+public struct GeometrySpec: Codable, Sendable, Equatable {
+    public enum Axis: String, Codable, Sendable, CaseIterable { case x, y, z }
+    public enum Fit: String, Codable, Sendable, CaseIterable {
+        case pad, crop, resize
+        case cropForeground = "crop-foreground"
+    }
+    public enum ImageInterpolation: String, Codable, Sendable, CaseIterable { case linear, cubic }
+    public enum LabelInterpolation: String, Codable, Sendable, CaseIterable {
+        case nearest
+        case onehotLinear = "onehot-linear"
+    }
+
+    public var orientation: String
+    public var sliceAxis: Axis
+    /// Target spacing per axis in mm; nil entries keep the case's own spacing. nil: keep all.
+    public var targetSpacing: [Double?]?
+    /// Target slice size [H, W]; nil keeps each slice's own size (2D datasets of one size).
+    public var size: [Int]?
+    public var fit: Fit
+    public var imageInterpolation: ImageInterpolation
+    public var labelInterpolation: LabelInterpolation
+    /// Margin in pixels around the foreground box for crop-foreground.
+    public var foregroundMargin: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case orientation, sliceAxis = "slice_axis", targetSpacing = "target_spacing", size, fit
+        case imageInterpolation = "image_interpolation", labelInterpolation = "label_interpolation"
+        case foregroundMargin = "foreground_margin"
+    }
+
+    public init(orientation: String = "RAS", sliceAxis: Axis = .z, targetSpacing: [Double?]? = nil, size: [Int]? = nil,
+                fit: Fit = .pad, imageInterpolation: ImageInterpolation = .linear,
+                labelInterpolation: LabelInterpolation = .nearest, foregroundMargin: Int = 8) {
+        self.orientation = orientation; self.sliceAxis = sliceAxis; self.targetSpacing = targetSpacing; self.size = size
+        self.fit = fit; self.imageInterpolation = imageInterpolation; self.labelInterpolation = labelInterpolation
+        self.foregroundMargin = foregroundMargin
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        orientation = try c.decodeIfPresent(String.self, forKey: .orientation) ?? "RAS"
+        sliceAxis = try c.decodeIfPresent(Axis.self, forKey: .sliceAxis) ?? .z
+        if (try? c.decode(String.self, forKey: .targetSpacing)) == "keep" {
+            targetSpacing = nil
+        } else if let raw = try c.decodeIfPresent([SpacingEntry].self, forKey: .targetSpacing) {
+            guard raw.count == 3 else { throw invalid(c, .targetSpacing, "needs 3 entries (x, y, z), got \(raw.count)") }
+            targetSpacing = raw.map(\.value)
+            if targetSpacing!.contains(where: { ($0 ?? 1) <= 0 }) { throw invalid(c, .targetSpacing, "entries must be positive numbers or 'keep'") }
+        } else {
+            targetSpacing = nil
+        }
+        size = try c.decodeIfPresent([Int].self, forKey: .size)
+        if let s = size, s.count != 2 || s.contains(where: { $0 < 1 || $0 > 16384 }) {
+            throw invalid(c, .size, "must be [height, width] with each 1-16384, got \(s)")
+        }
+        fit = try c.decodeIfPresent(Fit.self, forKey: .fit) ?? .pad
+        imageInterpolation = try c.decodeIfPresent(ImageInterpolation.self, forKey: .imageInterpolation) ?? .linear
+        labelInterpolation = try c.decodeIfPresent(LabelInterpolation.self, forKey: .labelInterpolation) ?? .nearest
+        foregroundMargin = try c.decodeIfPresent(Int.self, forKey: .foregroundMargin) ?? 8
+        let letters = Set(orientation.uppercased())
+        guard orientation.count == 3, [["L", "R"], ["A", "P"], ["S", "I"]].allSatisfy({ pair in pair.filter { letters.contains(Character($0)) }.count == 1 }) else {
+            throw invalid(c, .orientation, "must be a 3-letter code such as 'RAS' or 'LPS', got '\(orientation)'")
+        }
+        orientation = orientation.uppercased()
+    }
+
+    /// A number or the word 'keep'.
+    struct SpacingEntry: Codable, Sendable {
+        var value: Double?
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let d = try? c.decode(Double.self) { value = d; return }
+            guard let s = try? c.decode(String.self), s == "keep" else {
+                throw DecodingError.typeMismatch(Double.self, .init(codingPath: decoder.codingPath, debugDescription: "expected a spacing in mm or 'keep'"))
+            }
+            value = nil
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            if let value { try c.encode(value) } else { try c.encode("keep") }
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(orientation, forKey: .orientation)
+        try c.encode(sliceAxis, forKey: .sliceAxis)
+        try c.encodeIfPresent(targetSpacing.map { $0.map { SpacingEntry(value: $0) } }, forKey: .targetSpacing)
+        try c.encodeIfPresent(size, forKey: .size)
+        try c.encode(fit, forKey: .fit)
+        try c.encode(imageInterpolation, forKey: .imageInterpolation)
+        try c.encode(labelInterpolation, forKey: .labelInterpolation)
+        try c.encode(foregroundMargin, forKey: .foregroundMargin)
+    }
+}
+
+extension GeometrySpec.SpacingEntry { init(value: Double?) { self.value = value } }
+
+public struct IntensitySpec: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// z-score per case over all voxels.
+        case zscore
+        /// z-score per case over foreground (mask > 0) voxels.
+        case zscoreForeground = "zscore-foreground"
+        /// CT: clip to the dataset's foreground 0.5/99.5 percentiles, z-score with dataset statistics.
+        case ct
+        /// min-max to [0, 1] per case.
+        case minmax
+        /// 8-bit RGB (or grey) to [0, 1].
+        case rgb01 = "rgb-01"
+        case none
+    }
+    public var mode: Mode
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case mode }
+    public init(mode: Mode = .zscore) { self.mode = mode }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .zscore
+    }
+}
+
+public struct MapsSpec: Codable, Sendable, Equatable {
+    public var sdf: Bool
+    public var rrw: Bool
+    /// Signed distance convention: boundary (Kervadec, default), plain, or maurer (ITK).
+    public var convention: String
+    /// px or mm.
+    public var units: String
+    /// 1 plus deep-supervision scales (2, 4, 8).
+    public var scales: [Int]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales }
+
+    public init(sdf: Bool = true, rrw: Bool = true, convention: String = "boundary", units: String = "px", scales: [Int] = [1]) {
+        self.sdf = sdf; self.rrw = rrw; self.convention = convention; self.units = units; self.scales = scales
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        sdf = try c.decodeIfPresent(Bool.self, forKey: .sdf) ?? true
+        rrw = try c.decodeIfPresent(Bool.self, forKey: .rrw) ?? true
+        convention = try c.decodeIfPresent(String.self, forKey: .convention) ?? "boundary"
+        units = try c.decodeIfPresent(String.self, forKey: .units) ?? "px"
+        scales = try c.decodeIfPresent([Int].self, forKey: .scales) ?? [1]
+        guard ["boundary", "plain", "maurer"].contains(convention) else {
+            throw invalid(c, .convention, "must be 'boundary', 'plain' or 'maurer', got '\(convention)'")
+        }
+        guard ["px", "mm"].contains(units) else { throw invalid(c, .units, "must be 'px' or 'mm', got '\(units)'") }
+        guard !scales.isEmpty, scales.allSatisfy({ [1, 2, 4, 8].contains($0) }), scales == scales.sorted(), Set(scales).count == scales.count else {
+            throw invalid(c, .scales, "must be increasing values from 1, 2, 4, 8, got \(scales)")
+        }
+    }
+}
+
+public struct FoldSpec: Codable, Sendable, Equatable {
+    public var k: Int
+    public var seed: UInt64
+    enum CodingKeys: String, CodingKey, CaseIterable { case k, seed }
+    public init(k: Int = 5, seed: UInt64 = 0) { self.k = k; self.seed = seed }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        k = try c.decodeIfPresent(Int.self, forKey: .k) ?? 5
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+        guard k >= 1 && k <= 1000 else { throw invalid(c, .k, "must be 1 to 1000, got '\(k)'") }
+    }
+}
+
+public struct DTypeSpec: Codable, Sendable, Equatable {
+    /// float32 or float16.
+    public var image: String
+    /// uint8, uint16 or auto (uint8 up to 255 classes).
+    public var label: String
+    enum CodingKeys: String, CodingKey, CaseIterable { case image, label }
+    public init(image: String = "float32", label: String = "auto") { self.image = image; self.label = label }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(CodingKeys.self)
+        image = try c.decodeIfPresent(String.self, forKey: .image) ?? "float32"
+        label = try c.decodeIfPresent(String.self, forKey: .label) ?? "auto"
+        guard ["float32", "float16"].contains(image) else { throw invalid(c, .image, "must be 'float32' or 'float16', got '\(image)'") }
+        guard ["uint8", "uint16", "auto"].contains(label) else { throw invalid(c, .label, "must be 'uint8', 'uint16' or 'auto', got '\(label)'") }
+    }
+}
+
+// MARK: - strict decoding helpers
+
+/// An unknown or invalid manifest key, with the full key path.
+struct ManifestKeyError: Error { let message: String }
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+func keyPathString(_ path: [CodingKey]) -> String {
+    path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+}
+
+extension Decoder {
+    /// A keyed container that rejects keys the type does not know.
+    func strictContainer<K: CodingKey & CaseIterable>(_ type: K.Type) throws -> KeyedDecodingContainer<K> where K.AllCases: Collection {
+        let all = try container(keyedBy: AnyKey.self)
+        let known = Set(K.allCases.map(\.stringValue))
+        for key in all.allKeys where !known.contains(key.stringValue) {
+            let at = keyPathString(codingPath + [key])
+            throw ManifestKeyError(message: "unknown manifest key '\(at)'; expected one of: \(known.sorted().joined(separator: ", ")).")
+        }
+        return try container(keyedBy: K.self)
+    }
+}
+
+func invalid<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, _ problem: String) -> ManifestKeyError {
+    ManifestKeyError(message: "manifest key '\(keyPathString(c.codingPath + [key]))' \(problem).")
+}
