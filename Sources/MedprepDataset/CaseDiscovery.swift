@@ -51,7 +51,7 @@ public enum CaseDiscovery {
 
         // Files that look like masks but have no image are reported too.
         if let maskT = spec.mask.map({ try? Template($0) }) ?? nil {
-            for f in kept { if let id = maskT.id(in: f), ids[id] == nil, first.resolve(id: id, in: kept) == nil {
+            for f in files { if let id = maskT.id(in: f), ids[id] == nil, first.resolve(id: id, in: files) == nil {
                 problems.append((id, root + "/" + f, "mask without image: no file matches '\(spec.images[0])' for case '\(id)'."))
             } }
         }
@@ -59,7 +59,7 @@ public enum CaseDiscovery {
             var images: [String] = [root + "/" + ids[id]!]
             var missing = false
             for t in spec.images.dropFirst() {
-                guard let f = try Template(t).resolve(id: id, in: kept) else {
+                guard let f = try Template(t).resolve(id: id, in: files) else {
                     problems.append((id, root + "/" + ids[id]!, "image channel '\(t)' is missing for case '\(id)'."))
                     missing = true
                     break
@@ -69,7 +69,7 @@ public enum CaseDiscovery {
             if missing { continue }
             var mask: String? = nil
             if let m = spec.mask {
-                guard let f = try Template(m).resolve(id: id, in: kept) else {
+                guard let f = try Template(m).resolve(id: id, in: files) else {
                     problems.append((id, images[0], "image without mask: no file matches '\(m)' for case '\(id)'."))
                     continue
                 }
@@ -77,7 +77,7 @@ public enum CaseDiscovery {
             }
             var nested: [String] = []
             for t in spec.nestedMasks ?? [] {
-                guard let f = try Template(t).resolve(id: id, in: kept) else {
+                guard let f = try Template(t).resolve(id: id, in: files) else {
                     problems.append((id, images[0], "nested mask '\(t)' is missing for case '\(id)'."))
                     missing = true
                     break

@@ -52,6 +52,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     public static func parse(_ text: String, path: String) throws -> Manifest {
         do {
             return try YAMLDecoder().decode(Manifest.self, from: text)
+        } catch DecodingError.dataCorrupted(let ctx) where ctx.underlyingError is ManifestKeyError {
+            throw MedprepError(.invalidArgument, path: path, (ctx.underlyingError as! ManifestKeyError).message)
+        } catch DecodingError.dataCorrupted(let ctx) where ctx.underlyingError is DecodingError {
+            throw MedprepError(.invalidArgument, path: path, describe(ctx.underlyingError as! DecodingError))
         } catch let e as DecodingError {
             throw MedprepError(.invalidArgument, path: path, describe(e))
         } catch let e as ManifestKeyError {
@@ -162,8 +166,8 @@ public struct LabelSpec: Codable, Sendable, Equatable {
             throw invalid(c, .classes, "give every class a 'colour' or none (mixing values and colours is ambiguous)")
         }
         var seen = Set<String>()
-        for cl in classes {
-            let key = cl.colour.map { "\($0)" } ?? "\(cl.value ?? -1)"
+        for (i, cl) in classes.enumerated() {
+            let key = cl.colour.map { "\($0)" } ?? "\(cl.value ?? i)"
             guard seen.insert(key).inserted else { throw invalid(c, .classes, "two classes share the source value \(key)") }
         }
     }
