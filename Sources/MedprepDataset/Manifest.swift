@@ -331,7 +331,7 @@ public struct IntensitySpec: Codable, Sendable, Equatable {
 public struct MapsSpec: Codable, Sendable, Equatable {
     public var sdf: Bool
     public var rrw: Bool
-    /// Signed distance convention: boundary (Kervadec, default), plain, or maurer (ITK).
+    /// Signed distance convention: boundary (Kervadec, default), plain, or itk (signed Maurer).
     public var convention: String
     /// px or mm.
     public var units: String
@@ -351,8 +351,9 @@ public struct MapsSpec: Codable, Sendable, Equatable {
         convention = try c.decodeIfPresent(String.self, forKey: .convention) ?? "boundary"
         units = try c.decodeIfPresent(String.self, forKey: .units) ?? "px"
         scales = try c.decodeIfPresent([Int].self, forKey: .scales) ?? [1]
-        guard ["boundary", "plain", "maurer"].contains(convention) else {
-            throw invalid(c, .convention, "must be 'boundary', 'plain' or 'maurer', got '\(convention)'")
+        if convention == "maurer" { convention = "itk" }
+        guard ["boundary", "plain", "itk"].contains(convention) else {
+            throw invalid(c, .convention, "must be 'boundary', 'plain' or 'itk', got '\(convention)'")
         }
         guard ["px", "mm"].contains(units) else { throw invalid(c, .units, "must be 'px' or 'mm', got '\(units)'") }
         guard !scales.isEmpty, scales.allSatisfy({ [1, 2, 4, 8].contains($0) }), scales == scales.sorted(), Set(scales).count == scales.count else {
