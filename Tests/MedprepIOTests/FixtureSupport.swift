@@ -28,6 +28,8 @@ enum Fixtures {
         let file_sha256: String
         /// [flat index into the interleaved voxel buffer, expected scaled value]
         let samples: [[Double]]
+        /// PNG palette (RGB triples) for palette images.
+        let palette: [Int]?
     }
 
     /// expected.json of a fixture folder, keyed by file name.
