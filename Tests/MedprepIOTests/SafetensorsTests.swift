@@ -513,6 +513,9 @@ enum SafetensorsFixtures {
         #expect(l.labelDType == .U8)
         #expect(try Self.layout(k: 255).labelDType == .U8)
         #expect(try Self.layout(k: 256).labelDType == .U16)
+        #expect(try ShardLayout(channels: 1, height: 1, width: 1, classCount: 3, labelDType: .uint16).labelDType == .U16)
+        #expect(try ShardLayout(channels: 1, height: 1, width: 1, classCount: 256, labelDType: .uint8).labelDType == .U8)
+        #expect(throws: MedprepError.self) { _ = try ShardLayout(channels: 1, height: 1, width: 1, classCount: 257, labelDType: .uint8) }
         #expect(ShardLayout.fileName(shardIndex: 3) == "shard-00003.safetensors")
         #expect(ShardLayout.fileName(shardIndex: 123456) == "shard-123456.safetensors")
         #expect(ShardLayout.position(sliceIndex: 0, sliceCount: 4) == 0.25)
@@ -607,12 +610,14 @@ enum SafetensorsFixtures {
             return try SafetensorsReader.parse(w.serialize(), path: "bad")
         }
         #expect(try ShardCheck.validate(mutated { _ in }).sampleCount == 1)
+        // A forced U16 label (dtypes.label: uint16) with few classes is fine.
+        #expect(try ShardCheck.validate(mutated { try $0.add("label", [UInt16](repeating: 1, count: 15), shape: [1, 3, 5]) }).layout.labelDType == .U16)
         for change: (inout SafetensorsWriter) throws -> Void in [
             { try $0.add("position", [0.25], shape: [1]) },  // (1+1)/4 = 0.5
             { try $0.add("pcl_partition", [UInt8(0)], shape: [1]) },
             { try $0.add("slice_index", [Int32(4)], shape: [1]) },
             { try $0.add("label", [UInt8](repeating: 3, count: 15), shape: [1, 3, 5]) },
-            { try $0.add("label", [UInt16](repeating: 1, count: 15), shape: [1, 3, 5]) },
+            { try $0.add("label", [UInt8](repeating: 1, count: 15), shape: [1, 5, 3]) },
             { try $0.add("extra", [UInt8(0)], shape: [1]) },
             { try $0.add("sdf_s3", [Float](repeating: 0, count: 3 * 1 * 2), shape: [1, 3, 1, 2]) },
             { try $0.add("image", [Float](repeating: 0, count: 30), shape: [2, 1, 3, 5]) },
