@@ -7,7 +7,7 @@ public struct Medprep: ParsableCommand {
         commandName: "medprep",
         abstract: "Turn medical image datasets into training-ready, checksummed shards.",
         version: version,
-        subcommands: [Info.self, SynthCommand.self, ReadBench.self]
+        subcommands: [Info.self, Convert.self, SynthCommand.self, ReadBench.self, Maps.self]
     )
     public init() {}
 }

@@ -1,0 +1,234 @@
+import MedprepCore
+import MedprepIO
+import MedprepProcessing
+
+/// Everything a case contributes to the output: its samples (slices, in slice order) and its
+/// index record. Computed independently per case, so cases can run in any order or in parallel.
+public struct CaseOutput: Sendable {
+    public var samples: [ShardSample]
+    /// The case's entry in index.json ("slice_range" is filled in when its samples are placed).
+    public var record: [(String, JSON)]
+    /// Per-channel normalisation statistics, for index.json's "normalisation".
+    public var normalisation: JSON
+    public var sliceHeight: Int
+    public var sliceWidth: Int
+    public var channels: Int
+}
+
+/// The fixed per-run settings every case is processed with.
+public struct ConvertPlan: Sendable {
+    public var manifest: Manifest
+    public var labels: LabelSpec
+    public var root: String
+    public var folds: [String: Int]
+    /// Dataset CT statistics per channel (intensity mode `ct` only).
+    public var ctStatistics: [CTStatistics]?
+    /// Threads used inside one case (slices' maps); cases themselves run on `--jobs` workers.
+    public var threadsPerCase: Int
+
+    var classCount: Int { labels.classes.count }
+    var axis: SliceAxis { SliceAxis(rawValue: manifest.geometry.sliceAxis.rawValue)! }
+}
+
+/// read → reorient to canonical → resample → normalise intensities → slice → shape each slice →
+/// SDF / RRW maps on the final slice → samples with CORAL metadata.
+public enum CaseProcessor {
+    public static func process(_ c: CaseFiles, index: Int, plan: ConvertPlan) throws -> CaseOutput {
+        let m = plan.manifest
+        var sources: [JSON] = []
+        func source(_ role: String, _ path: String, channel: Int? = nil) throws {
+            var s: [(String, JSON)] = [("role", .string(role))]
+            if let channel { s.append(("channel", .int(channel))) }
+            s.append(("path", .string(relative(path, to: plan.root))))
+            s.append(("sha256", .string(SHA256.hex(try FileIO.readAll(path)))))
+            sources.append(.object(s))
+        }
+        // Read images (scaled float32) and the mask (mapped to class indices).
+        var images: [MedicalImage] = []
+        for (ch, p) in c.images.enumerated() {
+            let img = NIfTIReader.handles(p) ? try NIfTIReader.read(path: p, as: .scaledFloat32) : try ImageReader.read(path: p)
+            if let first = images.first, first.dims.prefix(3) != img.dims.prefix(3) {
+                throw MedprepError(.mismatch, path: p, "image channel \(ch) is \(img.dims) but channel 0 is \(first.dims).")
+            }
+            images.append(img)
+            try source("image", p, channel: c.images.count > 1 ? ch : nil)
+        }
+        let reference = images[0]
+        let (classes, ambiguous, maskPath) = try readMask(c, reference: reference, plan: plan)
+        if let maskPath { try source("mask", maskPath) }
+        for p in c.nestedMasks { try source("mask", p) }
+
+        let is2D = reference.dims.count == 2 || (reference.format == .png || reference.format == .jpeg)
+        var labelVolume = try Volume3D<UInt16>(voxels: classes, dims: reference.spatialDims,
+                                               spacing: Array(reference.spacing.prefix(3)), affine: reference.affine)
+        // Channels: NIfTI inputs are one channel per file; 2D images carry theirs (RGB).
+        var channelVolumes: [Volume3D<Float>] = []
+        for img in images {
+            let floats = img.scaledFloats()
+            for ch in 0..<img.channels {
+                let vals = img.channels == 1 ? floats : stride(from: ch, to: floats.count, by: img.channels).map { floats[$0] }
+                channelVolumes.append(try Volume3D<Float>(voxels: vals, dims: img.spatialDims, spacing: Array(img.spacing.prefix(3)),
+                                                          affine: img.affine))
+            }
+        }
+        let storedMax: [Float] = images.flatMap { img in
+            [Float](repeating: img.voxels.type == .uint16 ? 65535 : 255, count: img.channels)
+        }
+
+        if !is2D {
+            let t = try AxisReorientation.between(affine: reference.affine, target: m.geometry.orientation)
+            labelVolume = try Reorientation.reorient(labelVolume, by: t, threads: plan.threadsPerCase)
+            channelVolumes = try channelVolumes.map { try Reorientation.reorient($0, by: t, threads: plan.threadsPerCase) }
+            if let target = m.geometry.targetSpacing {
+                let rp = try ResamplePlan(dims: labelVolume.dims, spacing: labelVolume.spacing, target: target)
+                let interp: ImageInterpolation = m.geometry.imageInterpolation == .cubic ? .cubic : .linear
+                channelVolumes = try channelVolumes.map { try Resampling.resample($0, plan: rp, interpolation: interp, threads: plan.threadsPerCase) }
+                let method: LabelInterpolation = m.geometry.labelInterpolation == .nearest ? .nearest : .oneHotLinear
+                labelVolume = try Resampling.resample(labelVolume, plan: rp, method: method, threads: plan.threadsPerCase)
+            }
+        }
+
+        // Intensity normalisation, per channel.
+        var stats: [JSON] = []
+        let foreground = IntensityNormalization.foregroundMask(labels: labelVolume.voxels)
+        for (ch, vol) in channelVolumes.enumerated() {
+            var v = vol
+            switch m.intensity.mode {
+            case .zscore, .zscoreForeground:
+                let useMask = m.intensity.mode == .zscoreForeground && foreground.contains(true)
+                let mom = try Moments.of(vol.voxels, mask: useMask ? foreground : nil, threads: plan.threadsPerCase)
+                v.voxels = try IntensityNormalization.zScore(vol.voxels, mask: useMask ? foreground : nil, threads: plan.threadsPerCase)
+                stats.append(.object([("channel", .int(ch)), ("mean", .number(mom.mean)), ("std", .number(mom.std)),
+                                      ("foreground_only", .bool(useMask))]))
+            case .ct:
+                guard let s = plan.ctStatistics, ch < s.count else {
+                    throw MedprepError(.invalidArgument, "CT normalisation needs dataset statistics for channel \(ch).")
+                }
+                v.voxels = IntensityNormalization.ct(vol.voxels, statistics: s[ch], threads: plan.threadsPerCase)
+            case .minmax:
+                let mom = try Moments.of(vol.voxels, threads: plan.threadsPerCase)
+                v.voxels = try IntensityNormalization.minMax(vol.voxels, threads: plan.threadsPerCase)
+                stats.append(.object([("channel", .int(ch)), ("min", .number(mom.min)), ("max", .number(mom.max))]))
+            case .rgb01:
+                let scale = storedMax[min(ch, storedMax.count - 1)]
+                v.voxels = vol.voxels.map { $0 / scale }
+            case .none:
+                break
+            }
+            channelVolumes[ch] = v
+        }
+
+        // Interleave channels, then cut slices ([C, H, W] planar).
+        let C = channelVolumes.count
+        var interleaved = [Float](repeating: 0, count: labelVolume.voxelCount * C)
+        for (ch, vol) in channelVolumes.enumerated() {
+            for i in 0..<vol.voxels.count { interleaved[i * C + ch] = vol.voxels[i] }
+        }
+        let imageVolume = try Volume3D<Float>(voxels: interleaved, dims: labelVolume.dims, spacing: labelVolume.spacing,
+                                              channels: C, affine: labelVolume.affine)
+        let labels = labelVolume
+        let axis: SliceAxis = is2D ? .z : plan.axis
+        let count = imageVolume.dims[axis.index]
+        let caseBox = SliceShaping.foregroundBox(labelVolume)?.inPlane(axis)
+        let g = m.geometry
+        let mode: SliceShapeMode = switch g.fit {
+        case .pad, .crop: .padOrCrop
+        case .cropForeground: .cropToForeground(margin: g.foregroundMargin)
+        case .resize: .resize
+        }
+        let scales = (m.maps.sdf || m.maps.rrw) ? m.maps.scales : []
+        let convention = SDFConvention(rawValue: m.maps.convention) ?? .boundary
+        let units: DistanceUnits = m.maps.units == "mm" ? .mm : .px
+        var results = [Result<ShardSample, Error>?](repeating: nil, count: count)
+        let box = UnsafeSendable(UnsafeMutableBufferPointer<Result<ShardSample, Error>?>.allocate(capacity: count))
+        box.value.initialize(repeating: nil)
+        defer { box.value.deallocate() }
+        let sliceWork: @Sendable (Int) -> Void = { i in
+            box.value[i] = Result {
+                let info = Slicing.info(imageVolume, axis: axis, index: i)
+                var img = try Slicing.slice(imageVolume, axis: axis, index: i)
+                var lab = try Slicing.slice(labels, axis: axis, index: i)
+                var rowSpacing = info.rowSpacing, colSpacing = info.columnSpacing
+                if let size = g.size {
+                    let (h0, w0) = (img.height, img.width)
+                    let shaped = try SliceShaping.shape(image: img, labels: lab, height: size[0], width: size[1], mode: mode,
+                                                        foreground: caseBox)
+                    img = shaped.image!; lab = shaped.labels!
+                    if case .resize = mode {
+                        rowSpacing *= Double(h0) / Double(size[0]); colSpacing *= Double(w0) / Double(size[1])
+                    }
+                }
+                var sdf: [Int: [Float]] = [:], rrw: [Int: [Float]] = [:]
+                if !scales.isEmpty {
+                    let grid = try MapGrid(dims: [lab.width, lab.height], spacing: [colSpacing, rowSpacing])
+                    let opts = DistanceMapOptions(sdf: m.maps.sdf ? convention : nil, rrw: m.maps.rrw, units: units, threads: 1)
+                    for (s, r) in try DistanceMaps.multiScale(labels: lab.values, grid: grid, classes: Array(0..<plan.classCount),
+                                                                scales: scales, options: opts) {
+                        if let v = r.sdf { sdf[s] = v }
+                        if let v = r.rrw { rrw[s] = v }
+                    }
+                }
+                return ShardSample(image: img.values, label: lab.values, sdf: sdf, rrw: rrw, caseIndex: index,
+                                   sliceIndex: i, sliceCount: count, sliceCoordMM: info.worldCoordinate)
+            }
+        }
+        parallelFor(count, threads: plan.threadsPerCase, sliceWork)
+        for i in 0..<count { results[i] = box.value[i] }
+        var samples: [ShardSample] = []
+        samples.reserveCapacity(count)
+        for r in results { samples.append(try r!.get()) }
+        let h = samples.first.map { _ in g.size?[0] ?? imageVolume.dims[Slicing.planeAxes(axis).rows] } ?? 0
+        let w = samples.first.map { _ in g.size?[1] ?? imageVolume.dims[Slicing.planeAxes(axis).columns] } ?? 0
+
+        var record: [(String, JSON)] = [
+            ("case_index", .int(index)), ("id", .string(c.id)), ("sources", .array(sources)),
+            ("original_geometry", .object([
+                ("dims", .ints(reference.dims)), ("spacing", .numbers(reference.spacing)),
+                ("affine", .array(reference.affine.rows.map { .numbers($0) })), ("orientation", .string(reference.orientation)),
+            ])),
+            ("slice_axis", .string(axis.rawValue)),
+            ("fold", .int(plan.folds[c.id] ?? 0)),
+        ]
+        if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }
+        return CaseOutput(samples: samples, record: record,
+                          normalisation: .object([("case_index", .int(index)), ("channels", .array(stats))]),
+                          sliceHeight: h, sliceWidth: w, channels: C)
+    }
+
+    /// Class indices of the case's mask on the reference image grid, the JPEG snapping count
+    /// (nil for lossless masks) and the mask path.
+    static func readMask(_ c: CaseFiles, reference: MedicalImage, plan: ConvertPlan) throws -> ([UInt16], Int?, String?) {
+        let mapping = LabelMapping(plan.labels)
+        if !c.nestedMasks.isEmpty {
+            let masks = try c.nestedMasks.map { try ImageReader.read(path: $0) }
+            for (p, mk) in zip(c.nestedMasks, masks) { try checkGrid(mk, reference, maskPath: p, imagePath: c.images[0]) }
+            return (try LabelMapping.nested(masks, path: c.nestedMasks[0]), nil, nil)
+        }
+        guard let path = c.mask else {
+            throw MedprepError(.invalidArgument, path: c.images[0], "case '\(c.id)' has no mask.")
+        }
+        let mask = try ImageReader.read(path: path)
+        try checkGrid(mask, reference, maskPath: path, imagePath: c.images[0])
+        let lossy = mask.format == .jpeg
+        let mapped = try mapping.map(mask.frameCount > 1 ? try mask.frame(0) : mask, path: path, lossy: lossy)
+        return (mapped.classes, lossy ? mapped.ambiguousPixels : nil, path)
+    }
+
+    /// The mask must lie on the image's grid: same size and (for volumes) the same affine to 1e-3 mm.
+    static func checkGrid(_ mask: MedicalImage, _ image: MedicalImage, maskPath: String, imagePath: String) throws {
+        guard mask.spatialDims == image.spatialDims else {
+            throw MedprepError(.mismatch, path: maskPath,
+                               "mask is \(mask.spatialDims.map(String.init).joined(separator: "x")) but image '\(imagePath)' is \(image.spatialDims.map(String.init).joined(separator: "x")).")
+        }
+        let d = mask.affine.maxAbsDifference(image.affine)
+        guard d <= 1e-3 else {
+            throw MedprepError(.mismatch, path: maskPath,
+                               "mask affine differs from image '\(imagePath)' by up to \(formatShort(d)) (run 'medprep validate' for details).")
+        }
+    }
+
+    static func relative(_ path: String, to root: String) -> String {
+        let r = root.hasSuffix("/") ? root : root + "/"
+        return path.hasPrefix(r) ? String(path.dropFirst(r.count)) : path
+    }
+}

@@ -1,0 +1,316 @@
+import Foundation
+import MedprepCore
+import MedprepIO
+import MedprepProcessing
+
+/// Options of one `medprep convert` run (the manifest holds the dataset parameters).
+public struct ConvertOptions: Sendable {
+    public var datasetRoot: String
+    public var manifestPath: String?
+    public var output: String
+    public var jobs: Int = defaultThreadCount
+    public var force = false
+    public var resume = false
+    public var skipBad = false
+    /// (i, n): convert the i-th of n contiguous blocks of cases (0-based).
+    public var part: (Int, Int)? = nil
+    public var medprepVersion = "0.1.0"
+    public init(datasetRoot: String, manifestPath: String? = nil, output: String) {
+        self.datasetRoot = datasetRoot; self.manifestPath = manifestPath; self.output = output
+    }
+}
+
+/// What a finished run reports.
+public struct ConvertSummary: Sendable {
+    public var cases: Int
+    public var skipped: Int
+    public var samples: Int
+    public var shards: Int
+    public var bytes: Int
+    public var indexPath: String
+    public var seconds: Double
+    public var json: JSON {
+        .object([("cases", .int(cases)), ("skipped", .int(skipped)), ("samples", .int(samples)), ("shards", .int(shards)),
+                 ("bytes", .int(bytes)), ("index", .string(indexPath)), ("seconds", .number((seconds * 1000).rounded() / 1000))])
+    }
+}
+
+/// The conversion driver: plans the run, processes cases on `jobs` workers, places their samples
+/// into fixed-size shards in case order, journals progress after every shard (for --resume) and
+/// writes index.json last. Output bytes depend only on the inputs and the manifest.
+public final class ConvertRun {
+    public let options: ConvertOptions
+    public let manifest: Manifest
+    public let labels: LabelSpec
+    public let cases: [CaseFiles]
+    /// Position of each case of this run in the full sorted dataset (its case_index).
+    public let caseIndices: [Int]
+    public let discoveryProblems: [(id: String, file: String, message: String)]
+    let outDir: String
+    /// Called after each case is placed (for progress bars): (cases done, cases total, case id).
+    public var onCase: ((Int, Int, String) -> Void)?
+
+    public static let journalName = ".medprep-journal.json"
+
+    public init(options: ConvertOptions) throws {
+        self.options = options
+        let root = options.datasetRoot.hasSuffix("/") && options.datasetRoot.count > 1 ? String(options.datasetRoot.dropLast()) : options.datasetRoot
+        let manifestPath = options.manifestPath ?? root + "/manifest.yaml"
+        if FileIO.exists(manifestPath) {
+            manifest = try Manifest.load(path: manifestPath)
+        } else if options.manifestPath == nil && FileIO.exists(root + "/dataset.json") {
+            manifest = Manifest(name: (root as NSString).lastPathComponent, layout: .nnunet)
+        } else {
+            throw MedprepError(.fileNotFound, path: manifestPath, "manifest not found (give --manifest, or run 'medprep manifest init \(root)').")
+        }
+        let (disc, labels) = try CaseDiscovery.discover(root: root, manifest: manifest)
+        guard !disc.cases.isEmpty else {
+            throw MedprepError(.invalidArgument, path: root, "no cases found (check the manifest's 'cases' templates).")
+        }
+        self.labels = labels
+        discoveryProblems = disc.problems
+        var all = Array(disc.cases.enumerated())
+        if let (i, n) = options.part {
+            guard n >= 1, i >= 0, i < n else { throw MedprepError(.invalidArgument, "--part '\(i)/\(n)' must satisfy 0 <= i < n.") }
+            let lo = disc.cases.count * i / n, hi = disc.cases.count * (i + 1) / n
+            all = Array(all[lo..<hi])
+        }
+        cases = all.map(\.element)
+        caseIndices = all.map(\.offset)
+        allCases = disc.cases
+        if let (i, n) = options.part {
+            outDir = options.output + "/parts/\(i)-of-\(n)"
+        } else {
+            outDir = options.output
+        }
+    }
+
+    let allCases: [CaseFiles]
+
+    /// Runs the conversion. Throws on the first bad case unless skipBad.
+    public func run() throws -> ConvertSummary {
+        let t0 = monotonicNow()
+        try prepareOutput()
+        let folds = Folds.assign(ids: allCases.map(\.id), k: manifest.folds.k, seed: manifest.folds.seed)
+        let jobs = max(1, options.jobs)
+        var plan = ConvertPlan(manifest: manifest, labels: labels, root: options.datasetRoot, folds: folds, ctStatistics: nil,
+                               threadsPerCase: max(1, defaultThreadCount / jobs))
+        if manifest.intensity.mode == .ct { plan.ctStatistics = try computeCTStatistics(plan: plan) }
+
+        var journal = try Journal.load(dir: outDir, fingerprint: fingerprint, resume: options.resume)
+        var builder: ShardBuilder? = nil
+        var layout: ShardLayout? = nil
+        let startPosition = journal.cursorCase
+        var skipSlices = journal.cursorSlice
+        var nextSample = journal.sampleCount  // global sample number of the next sample placed
+        let planned = plan
+        let todo = Array(cases.indices.dropFirst(startPosition))
+
+        try orderedParallel(count: todo.count, jobs: jobs, work: { [cases, caseIndices] k -> Result<CaseOutput, Error> in
+            let pos = todo[k]
+            return Result { try CaseProcessor.process(cases[pos], index: caseIndices[pos], plan: planned) }
+        }, consume: { k, result in
+            let pos = todo[k]
+            let c = cases[pos]
+            let out: CaseOutput
+            switch result {
+            case .success(let o): out = o
+            case .failure(let e):
+                let err = (e as? MedprepError) ?? MedprepError(.ioFailure, "\(e)")
+                guard options.skipBad else {
+                    throw MedprepError(err.code, path: err.path, "case '\(c.id)': \(err.message) (nothing was indexed; fix the case or use --skip-bad)")
+                }
+                journal.skipped.append(.object([("id", .string(c.id)), ("reason", .string(err.description))]))
+                journal.cursorCase = pos + 1
+                onCase?(pos + 1, cases.count, c.id)
+                return
+            }
+            if layout == nil {
+                layout = try ShardLayout(channels: out.channels, height: out.sliceHeight, width: out.sliceWidth,
+                                         classCount: labels.classes.count,
+                                         imageDType: manifest.dtypes.image == "float16" ? .float16 : .float32,
+                                         labelDType: ShardLayout.LabelDTypeChoice(rawValue: manifest.dtypes.label) ?? .auto,
+                                         sdf: manifest.maps.sdf, rrw: manifest.maps.rrw,
+                                         mapScales: (manifest.maps.sdf || manifest.maps.rrw) ? manifest.maps.scales : [])
+                builder = ShardBuilder(layout: layout!, medprepVersion: options.medprepVersion, capacity: manifest.shardSize)
+            }
+            guard out.channels == layout!.channels, out.sliceHeight == layout!.height, out.sliceWidth == layout!.width else {
+                throw MedprepError(.mismatch, path: cases[pos].images[0],
+                                   "case '\(c.id)' gives \(out.channels)x\(out.sliceHeight)x\(out.sliceWidth) slices but earlier cases gave \(layout!.channels)x\(layout!.height)x\(layout!.width); set geometry.size in the manifest.")
+            }
+            let firstOfCase = nextSample - skipSlices
+            for (s, sample) in out.samples.enumerated() where s >= skipSlices {
+                try builder!.append(sample)
+                nextSample += 1
+                if builder!.count == manifest.shardSize {
+                    let record = try builder!.writeShard(directory: outDir, shardIndex: journal.shards.count,
+                                                         firstSample: nextSample - manifest.shardSize)
+                    journal.shards.append(record.json)
+                    journal.sampleCount = nextSample
+                    journal.cursorCase = s + 1 == out.samples.count ? pos + 1 : pos
+                    journal.cursorSlice = s + 1 == out.samples.count ? 0 : s + 1
+                    if journal.cursorCase == pos + 1 { journal.cases.append(caseRecord(out, first: firstOfCase)); journal.normalisation.append(out.normalisation) }
+                    try journal.save(dir: outDir)
+                }
+            }
+            skipSlices = 0
+            if journal.cursorCase <= pos {
+                journal.cases.append(caseRecord(out, first: firstOfCase))
+                journal.normalisation.append(out.normalisation)
+                journal.cursorCase = pos + 1
+                journal.cursorSlice = 0
+            }
+            onCase?(pos + 1, cases.count, c.id)
+        })
+        if var b = builder, b.count > 0 {
+            let record = try b.writeShard(directory: outDir, shardIndex: journal.shards.count, firstSample: nextSample - b.count)
+            journal.shards.append(record.json)
+            journal.sampleCount = nextSample
+            try journal.save(dir: outDir)
+        }
+        let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
+        try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
+        unlink(outDir + "/" + Self.journalName)
+        let bytes = journal.shards.compactMap { $0["bytes"]?.intValue }.reduce(0, +)
+        return ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
+                              shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
+                              seconds: monotonicNow() - t0)
+    }
+
+    func caseRecord(_ out: CaseOutput, first: Int) -> JSON {
+        var r = out.record
+        let fold = r.firstIndex { $0.0 == "fold" } ?? r.count
+        r.insert(("slice_range", .object([("first_sample", .int(first)), ("count", .int(out.samples.count))])), at: fold)
+        return .object(r)
+    }
+
+    /// Identifies what a journal belongs to: resuming with other inputs or parameters is refused.
+    var fingerprint: String {
+        let partString = options.part.map { "\($0.0)/\($0.1)" } ?? "all"
+        return SHA256.hex(Array("\(manifest.sha256)|\(partString)|\(cases.map(\.id).joined(separator: ","))|\(options.medprepVersion)".utf8))
+    }
+
+    /// Refuses to touch existing output without --force or --resume; with --force removes only
+    /// files medprep writes (index.json, shard-*.safetensors, the journal, temp files).
+    func prepareOutput() throws {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
+        let ours = existing.filter { $0 == "index.json" || $0 == Self.journalName || ($0.hasPrefix("shard-") && $0.contains(".safetensors")) || $0.contains(".tmp-") }
+        if options.resume {
+            if existing.contains("index.json") && !existing.contains(Self.journalName) {
+                throw MedprepError(.invalidArgument, path: outDir + "/index.json", "this output is already complete; nothing to resume (use --force to convert again).")
+            }
+            for f in ours where f.contains(".tmp-") { unlink(outDir + "/" + f) }
+            return
+        }
+        if !ours.isEmpty && !options.force {
+            throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
+        }
+        for f in ours { unlink(outDir + "/" + f) }
+    }
+
+    func computeCTStatistics(plan: ConvertPlan) throws -> [CTStatistics] {
+        var pooled: [[Float]] = []
+        for c in allCases {
+            let mask = try CaseProcessor.readMask(c, reference: try ImageReader.read(path: c.images[0]), plan: plan).0
+            for (ch, p) in c.images.enumerated() {
+                let img = try ImageReader.read(path: p).scaledFloats()
+                if pooled.count <= ch { pooled.append([]) }
+                pooled[ch] += try IntensityNormalization.foregroundSamples(image: img, labels: mask, maxSamples: 10_000)
+            }
+        }
+        return try pooled.map { try CTStatistics.compute(samples: $0) }
+    }
+
+    func makeIndex(journal: Journal, ctStatistics: [CTStatistics]?) -> JSON {
+        let classes: [JSON] = labels.classes.enumerated().map { i, c in
+            var o: [(String, JSON)] = [("index", .int(i)), ("name", .string(c.name))]
+            if let col = c.colour { o.append(("colours", .array([.ints(col)]))) } else { o.append(("source_values", .ints([c.value ?? i]))) }
+            if labels.ordinal { o.append(("ordinal_rank", .int(i))) }
+            return .object(o)
+        }
+        let mapsJSON = manifest.canonicalJSON["maps"] ?? .null
+        var norm: [(String, JSON)] = [("mode", .string(manifest.intensity.mode.rawValue))]
+        switch manifest.intensity.mode {
+        case .zscore: norm.append(("statistics", .string("per case, all voxels")))
+        case .zscoreForeground: norm.append(("statistics", .string("per case, foreground (label > 0) voxels; all voxels when a case has none")))
+        case .ct:
+            norm.append(("statistics", .string("dataset foreground percentiles 0.5/99.5, mean, std (10000 samples per case)")))
+            norm.append(("dataset", .array((ctStatistics ?? []).enumerated().map { ch, s in
+                .object([("channel", .int(ch)), ("lower", .number(s.lower)), ("upper", .number(s.upper)), ("mean", .number(s.mean)),
+                         ("std", .number(s.std)), ("samples", .int(s.count))])
+            })))
+        case .minmax: norm.append(("statistics", .string("per case min and max")))
+        case .rgb01: norm.append(("statistics", .string("stored value / 255 (8-bit) or / 65535 (16-bit)")))
+        case .none: norm.append(("statistics", .string("none")))
+        }
+        norm.append(("cases", .array(journal.normalisation)))
+        var top: [(String, JSON)] = [
+            ("format", .string("medprep-index")), ("format_version", .int(1)), ("medprep_version", .string(options.medprepVersion)),
+            ("manifest_sha256", .string(manifest.sha256)), ("dataset", .object([("name", .string(manifest.name))])),
+            ("classes", .array(classes)), ("ordinal", .bool(labels.ordinal)),
+            ("parameters", manifest.canonicalJSON), ("normalisation", .object(norm)), ("maps", mapsJSON),
+            ("shards", .array(journal.shards)), ("cases", .array(journal.cases)), ("skipped_cases", .array(journal.skipped)),
+            ("sample_count", .int(journal.sampleCount)),
+            ("folds", .object([("k", .int(manifest.folds.k)), ("seed", .int(Int(manifest.folds.seed)))])),
+        ]
+        if let (i, n) = options.part { top.append(("part", .object([("index", .int(i)), ("count", .int(n))]))) }
+        return .object(top)
+    }
+}
+
+/// Progress written after every shard so an interrupted run can continue (--resume) and end with
+/// the same bytes. Lists finished shards (with sha256), finished cases and where to restart.
+struct Journal {
+    var fingerprint: String
+    var shards: [JSON] = []
+    var cases: [JSON] = []
+    var normalisation: [JSON] = []
+    var skipped: [JSON] = []
+    var sampleCount = 0
+    /// Position (in this run's case list) of the first case not completely in written shards,
+    /// and how many of its slices are.
+    var cursorCase = 0
+    var cursorSlice = 0
+
+    static func load(dir: String, fingerprint: String, resume: Bool) throws -> Journal {
+        let path = dir + "/" + ConvertRun.journalName
+        guard resume, FileIO.exists(path) else { return Journal(fingerprint: fingerprint) }
+        let j = try JSON.parse(String(decoding: try FileIO.readAll(path), as: UTF8.self))
+        guard j["fingerprint"]?.stringValue == fingerprint else {
+            throw MedprepError(.mismatch, path: path, "was written for other inputs or parameters; resume with the same manifest and cases, or use --force.")
+        }
+        var out = Journal(fingerprint: fingerprint)
+        out.shards = j["shards"]?.arrayValue ?? []
+        out.cases = j["cases"]?.arrayValue ?? []
+        out.normalisation = j["normalisation"]?.arrayValue ?? []
+        out.skipped = j["skipped"]?.arrayValue ?? []
+        out.sampleCount = j["sample_count"]?.intValue ?? 0
+        out.cursorCase = j["cursor_case"]?.intValue ?? 0
+        out.cursorSlice = j["cursor_slice"]?.intValue ?? 0
+        // Every shard the journal lists must still be what was written.
+        for s in out.shards {
+            guard let file = s["file"]?.stringValue, let sha = s["sha256"]?.stringValue else { continue }
+            let p = dir + "/" + file
+            guard FileIO.exists(p), SHA256.hex(try FileIO.readAll(p)) == sha else {
+                throw MedprepError(.mismatch, path: p, "is missing or changed since it was written; cannot resume (use --force to start over).")
+            }
+        }
+        return out
+    }
+
+    func save(dir: String) throws {
+        let j = JSON.object([
+            ("fingerprint", .string(fingerprint)), ("shards", .array(shards)), ("cases", .array(cases)),
+            ("normalisation", .array(normalisation)), ("skipped", .array(skipped)), ("sample_count", .int(sampleCount)),
+            ("cursor_case", .int(cursorCase)), ("cursor_slice", .int(cursorSlice)),
+        ])
+        try FileIO.writeAtomically(Array(j.serialized().utf8), to: dir + "/" + ConvertRun.journalName)
+    }
+}
+
+func monotonicNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

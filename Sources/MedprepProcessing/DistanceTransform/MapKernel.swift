@@ -1,0 +1,236 @@
+import MedprepCore
+import Glibc
+
+/// Computes every requested map of one grid (a volume, or one slice) from class-index keys.
+///
+/// - Boundary/plain SDF: per class, one two-sided transform of the binary mask gives EDT(M) inside
+///   and EDT(not M) outside at once; the RRW maps reuse the inside distances.
+/// - ITK SDF: per class, one transform whose features are the class's contour voxels.
+/// - RRW alone (or with ITK): one multi-label transform of the class keys gives every voxel its
+///   distance to the nearest voxel outside its own class, for all classes at once.
+enum MapKernel {
+    static func run(keys: UnsafePointer<UInt16>, grid: MapGrid, K: Int, options: DistanceMapOptions, threads: Int,
+                    sdfOut: UnsafeMutablePointer<Float>?, rrwOut: UnsafeMutablePointer<Float>?, classStride: Int) {
+        let N = grid.count
+        let sp = options.units == .mm ? grid.spacing3 : [1, 1, 1]
+        let ctx = Context(grid: grid, spacing: sp,
+                          virtualAxis: options.virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
+        let tc = _now()
+        var counts = [Int](repeating: 0, count: K + 1)
+        for i in 0..<N { counts[Int(keys[i])] += 1 }
+        if getenv("MP_EDT_TIMING") != nil { print("counts \(_now()-tc)") }
+
+        let sq = UnsafeMutablePointer<Float>.allocate(capacity: N)
+        defer { sq.deallocate() }
+        var rrwDone = false
+        if let conv = options.sdf, let sdfOut {
+            let bin = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
+            defer { bin.deallocate() }
+            for k in 0..<K {
+                let out = sdfOut + k * classStride
+                let rout = rrwOut.map { $0 + k * classStride }
+                let c = counts[k]
+                if c == 0 {
+                    out.update(repeating: 0, count: N)
+                    if conv != .itk, let rout { rout.update(repeating: 1, count: N) }
+                    continue
+                }
+                if c == N {
+                    ctx.fullClassSDF(conv, out: out)
+                    if conv != .itk, let rout { ctx.fullClassRRW(out: rout) }
+                    continue
+                }
+                let key = UInt16(k)
+                let t0 = _now()
+                for i in 0..<N { bin[i] = keys[i] == key ? 1 : 0 }
+                if getenv("MP_EDT_TIMING") != nil { print("bin \(_now()-t0)") }
+                switch conv {
+                case .boundary, .plain:
+                    EDTEngine.squaredDistances(keys: UnsafePointer(bin), dims: ctx.dims, spacing: sp, out: sq, threads: threads)
+                    let t1 = _now()
+                    ctx.finishSDF(sq: sq, inside: UnsafePointer(bin), offset: conv == .boundary ? ctx.boundaryOffset : 0, out: out)
+                    if getenv("MP_EDT_TIMING") != nil { print("finish \(_now()-t1)") }
+                    if let rout { ctx.finishRRW(sq: sq, keys: UnsafePointer(bin), key: 1, out: rout) }
+                case .itk:
+                    let contour = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
+                    defer { contour.deallocate() }
+                    ctx.contour(of: UnsafePointer(bin), into: contour)
+                    EDTEngine.squaredDistances(keys: UnsafePointer(contour), dims: ctx.dims, spacing: sp, out: sq, threads: threads)
+                    ctx.finishITK(sq: sq, inside: UnsafePointer(bin), contour: UnsafePointer(contour), out: out)
+                }
+            }
+            rrwDone = conv != .itk
+        }
+        if let rrwOut, !rrwDone {
+            EDTEngine.squaredDistances(keys: keys, dims: ctx.dims, spacing: sp, out: sq, threads: threads)
+            for k in 0..<K {
+                let rout = rrwOut + k * classStride
+                if counts[k] == 0 {
+                    rout.update(repeating: 1, count: N)
+                } else if counts[k] == N {
+                    ctx.fullClassRRW(out: rout)
+                } else {
+                    ctx.finishRRW(sq: UnsafePointer(sq), keys: keys, key: UInt16(k), out: rout)
+                }
+            }
+        }
+    }
+
+    struct Context {
+        let grid: MapGrid
+        let spacing: [Double]
+        let virtualAxis: Int
+        let threads: Int
+        var dims: [Int] { grid.dims3 }
+        var N: Int { grid.count }
+
+        /// h in the boundary convention: 1 voxel in px; in mm the smallest spacing among axes
+        /// that have neighbours (size > 1), so that inner boundary voxels are 0 on isotropic grids.
+        var boundaryOffset: Double {
+            let axes = (0..<3).filter { dims[$0] > 1 }
+            return (axes.isEmpty ? [0, 1, 2] : axes).map { spacing[$0] }.min()!
+        }
+
+        /// Parallel loop over voxel ranges (each range written by one worker).
+        func chunks(_ body: @Sendable (Range<Int>) -> Void) {
+            let blocks = (N + 65535) / 65536
+            parallelChunks(blocks, threads: threads) { r in
+                body((r.lowerBound * 65536)..<Swift.min(r.upperBound * 65536, N))
+            }
+        }
+
+        func finishSDF(sq: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, offset: Double,
+                       out: UnsafeMutablePointer<Float>) {
+            let s = SendableBox(UnsafePointer(sq)), m = SendableBox(inside), o = SendableBox(out)
+            chunks { r in
+                let sq = s.value, inside = m.value, out = o.value
+                for i in r {
+                    let d = Double(sq[i]).squareRoot()
+                    out[i] = inside[i] != 0 ? Float(offset - d) : Float(d)
+                }
+            }
+        }
+
+        func finishITK(sq: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, contour: UnsafePointer<UInt8>,
+                       out: UnsafeMutablePointer<Float>) {
+            let s = SendableBox(UnsafePointer(sq)), m = SendableBox(inside), c = SendableBox(contour), o = SendableBox(out)
+            chunks { r in
+                let sq = s.value, inside = m.value, contour = c.value, out = o.value
+                for i in r {
+                    if contour[i] != 0 {
+                        out[i] = 0
+                    } else {
+                        let d = Float(Double(sq[i]).squareRoot())
+                        out[i] = inside[i] != 0 ? -d : d
+                    }
+                }
+            }
+        }
+
+        /// RRW from squared inside distances: -d/max(d) where keys == key, +1 elsewhere.
+        func finishRRW<Key: FixedWidthInteger & Sendable>(sq: UnsafePointer<Float>, keys: UnsafePointer<Key>, key: Key,
+                                               out: UnsafeMutablePointer<Float>) {
+            var maxSq: Float = 0
+            for i in 0..<N where keys[i] == key { maxSq = Swift.max(maxSq, sq[i]) }
+            let inv = 1 / Double(maxSq).squareRoot()
+            let s = SendableBox(sq), k = SendableBox(keys), o = SendableBox(out)
+            chunks { r in
+                let sq = s.value, keys = k.value, out = o.value
+                for i in r {
+                    out[i] = keys[i] == key ? Float(-Double(sq[i]).squareRoot() * inv) : 1
+                }
+            }
+        }
+
+        /// Coordinates of voxel i, scaled by spacing, with the virtual-voxel axis shifted by one.
+        @inline(__always)
+        func coords(_ i: Int) -> (Int, Int, Int) {
+            let nx = dims[0], ny = dims[1]
+            return (i % nx, (i / nx) % ny, i / (nx * ny))
+        }
+
+        /// Distance to scipy's virtual background voxel (index -1 on `virtualAxis`, 0 elsewhere).
+        func virtualDistance(_ i: Int) -> Double {
+            let (x, y, z) = coords(i)
+            var p = [x, y, z]
+            p[virtualAxis] += 1
+            var s = 0.0
+            for d in 0..<3 { let c = Double(p[d]) * spacing[d]; s += c * c }
+            return s.squareRoot()
+        }
+
+        /// A class that fills the grid: every convention is applied as if scipy's virtual background
+        /// voxel existed (see docs/distance-maps.md).
+        func fullClassSDF(_ conv: SDFConvention, out: UnsafeMutablePointer<Float>) {
+            switch conv {
+            case .boundary:
+                let h = boundaryOffset
+                for i in 0..<N { out[i] = Float(h - virtualDistance(i)) }
+            case .plain:
+                for i in 0..<N { out[i] = Float(-virtualDistance(i)) }
+            case .itk:
+                // Contour = the voxels adjacent (3^n neighbourhood) to the virtual voxel:
+                // index 0 on the virtual axis, 0 or 1 on the others.
+                for i in 0..<N {
+                    let (x, y, z) = coords(i)
+                    let p = [x, y, z]
+                    var s = 0.0
+                    for d in 0..<3 {
+                        let off = d == virtualAxis ? p[d] : Swift.max(p[d] - 1, 0)
+                        let c = Double(off) * spacing[d]
+                        s += c * c
+                    }
+                    out[i] = s == 0 ? 0 : Float(-s.squareRoot())
+                }
+            }
+        }
+
+        func fullClassRRW(out: UnsafeMutablePointer<Float>) {
+            let maxD = virtualDistance(N - 1)
+            for i in 0..<N { out[i] = Float(-virtualDistance(i) / maxD) }
+        }
+
+        /// ITK's contour: voxels of the mask with a voxel outside it among their 3^n − 1
+        /// neighbours inside the grid (the grid edge is not outside). Computed as mask AND NOT
+        /// (mask eroded by the 3x3x3 box), the box erosion done separably.
+        func contour(of mask: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<UInt8>) {
+            let nx = dims[0], ny = dims[1], nz = dims[2]
+            let a = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
+            let b = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
+            defer { a.deallocate(); b.deallocate() }
+            // x
+            for r in 0..<(ny * nz) {
+                let base = r * nx
+                for x in 0..<nx {
+                    var v = mask[base + x]
+                    if x > 0 { v = Swift.min(v, mask[base + x - 1]) }
+                    if x < nx - 1 { v = Swift.min(v, mask[base + x + 1]) }
+                    a[base + x] = v
+                }
+            }
+            // y
+            for z in 0..<nz {
+                for y in 0..<ny {
+                    let base = (z * ny + y) * nx
+                    for x in 0..<nx {
+                        var v = a[base + x]
+                        if y > 0 { v = Swift.min(v, a[base + x - nx]) }
+                        if y < ny - 1 { v = Swift.min(v, a[base + x + nx]) }
+                        b[base + x] = v
+                    }
+                }
+            }
+            // z
+            let plane = nx * ny
+            for z in 0..<nz {
+                for j in 0..<plane {
+                    let i = z * plane + j
+                    var v = b[i]
+                    if z > 0 { v = Swift.min(v, b[i - plane]) }
+                    if z < nz - 1 { v = Swift.min(v, b[i + plane]) }
+                    out[i] = mask[i] != 0 && v == 0 ? 1 : 0
+                }
+            }
+        }
+    }
+}
