@@ -44,7 +44,7 @@ struct Convert: ParsableCommand {
         opts.medprepVersion = Medprep.version
         do {
             let run = try ConvertRun(options: opts)
-            for p in run.discoveryProblems { printError("\(p.file): \(p.message)") }
+            for p in run.discoveryProblems { printNote("warning: \(p.file): \(p.message)") }
             let bar = ProgressBar(total: run.cases.count, label: "convert")
             run.onCase = { done, _, id in bar.advance(note: id) }
             let summary = try run.run()

@@ -10,3 +10,9 @@ func printError(_ message: String) {
 
 /// True when stderr is a terminal (progress bars only then).
 var stderrIsTerminal: Bool { isatty(2) != 0 }
+
+/// An informational line to stderr (kept off stdout so --json and '-' outputs stay clean).
+func printNote(_ message: String) {
+    let line = "medprep: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
