@@ -16,8 +16,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python side (only when asked: the demo does not need it).
-if [ "${1:-}" = "--python" ]; then
+# Python side, when asked: --python (oracles for the tests), --train (PyTorch trainer), both.
+want_python=0; want_train=0
+for a in "$@"; do
+  case "$a" in --python) want_python=1 ;; --train) want_train=1 ;; esac
+done
+if [ "$want_python" = 1 ] || [ "$want_train" = 1 ]; then
+  if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+fi
+if [ "$want_python" = 1 ]; then
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -26,6 +33,16 @@ if [ "${1:-}" = "--python" ]; then
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python test requirements into .venv" >&2
     .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements-test.txt
+    echo "$want" > "$stamp"
+  fi
+fi
+if [ "$want_train" = 1 ] && [ -f tools/trainer/pyproject.toml ]; then
+  stamp=.venv/.requirements-train.sha
+  want=$(cat tools/requirements-train.txt tools/trainer/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/medprep-train ]; then
+    echo "setup: installing the trainer (PyTorch) into .venv; the first time takes a few minutes" >&2
+    [ -f tools/requirements-train.txt ] && .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements-train.txt
+    .venv/bin/pip install -q --disable-pip-version-check -e tools/trainer
     echo "$want" > "$stamp"
   fi
 fi
