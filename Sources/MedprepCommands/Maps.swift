@@ -203,11 +203,13 @@ struct Maps: ParsableCommand {
         let spacing = (0..<dims.count).map { $0 < image.spacing.count ? image.spacing[$0] : 1 }
         var labels = [Int32]()
         labels.reserveCapacity(image.voxelCount)
+        let unscaled = image.scaling.map { $0.slope == 1 && $0.intercept == 0 } ?? true
         switch image.voxels {
-        case .uint8(let a) where image.scaling == nil: labels = a.map { Int32($0) }
-        case .int16(let a) where image.scaling == nil: labels = a.map { Int32($0) }
-        case .uint16(let a) where image.scaling == nil: labels = a.map { Int32($0) }
-        case .int32(let a) where image.scaling == nil: labels = a
+        case .uint8(let a) where unscaled: labels = a.map { Int32($0) }
+        case .int8(let a) where unscaled: labels = a.map { Int32($0) }
+        case .int16(let a) where unscaled: labels = a.map { Int32($0) }
+        case .uint16(let a) where unscaled: labels = a.map { Int32($0) }
+        case .int32(let a) where unscaled: labels = a
         default:
             var bad: Double?
             let s = image.scaling

@@ -7,7 +7,7 @@ public struct Medprep: ParsableCommand {
         commandName: "medprep",
         abstract: "Turn medical image datasets into training-ready, checksummed shards.",
         version: version,
-        subcommands: [Info.self, Convert.self, SynthCommand.self, ReadBench.self, Maps.self]
+        subcommands: [Demo.self, Info.self, Convert.self, MergeCommand.self, ManifestCommand.self, SynthCommand.self, ReadBench.self, Maps.self, Validate.self, Verify.self, Inspect.self]
     )
     public init() {}
 }

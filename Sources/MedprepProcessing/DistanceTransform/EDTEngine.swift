@@ -16,185 +16,333 @@ func parallelChunks(_ count: Int, threads: Int, _ body: @Sendable (Range<Int>) -
     parallelFor(t, threads: t) { w in body((count * w / t)..<(count * (w + 1) / t)) }
 }
 
+/// What the last pass writes for each voxel, from its squared distance d².
+enum FinalMode<Key: FixedWidthInteger & Sendable>: Sendable {
+    /// d² (units of spacing squared).
+    case squared
+    /// d.
+    case distance
+    /// Voxels whose key is `insideKey`: offset − d; the others: d. (Boundary SDF with offset h,
+    /// plain SDF with offset 0, when the keys are a binary class mask.)
+    case signed(insideKey: Key, offset: Double)
+}
+
 /// The exact, separable, linear-time Euclidean distance transform.
 ///
-/// For every voxel it finds the squared distance to the nearest voxel whose *key* differs from
-/// its own. With keys = a binary mask that is both scipy's `distance_transform_edt(mask)` (inside)
-/// and `distance_transform_edt(~mask)` (outside) in one pass; with keys = labels it is the
-/// multi-label transform (every voxel's distance to the nearest voxel of another label).
+/// For every voxel it finds the distance to the nearest voxel whose *key* differs from its own.
+/// With keys = a binary mask that is both scipy's `distance_transform_edt(mask)` (inside) and
+/// `distance_transform_edt(~mask)` (outside) in one pass; with keys = labels it is the multi-label
+/// transform (every voxel's distance to the nearest voxel of another label).
 ///
-/// Algorithm: the first pass (along x) measures, in each row, the distance to the ends of the
-/// run of equal keys the voxel sits in. Each later pass (y, then z) takes, for every line, the
-/// lower envelope of the parabolas g(i) + (x - x_i)^2 (Felzenszwalb & Huttenlocher 2012, with
-/// Maurer et al. 2003's division-free removal test), separately for each run of equal keys along
-/// the line, plus one parabola with g = 0 at each voxel just outside the run (a voxel of another
-/// key, the nearest one along this line). Voxels further along the line cannot be nearer: any of
-/// them is either of another key and further than the run's neighbour, or of this key and at
-/// least as far as the neighbour on the line alone. Comparisons are made in Double; intermediate
-/// squared distances are stored as Float (integer squared distances below 2^24 are exact).
+/// Algorithm:
+/// 1. Along the slowest axis with more than one voxel (z in 3D, y in 2D), each voxel gets the
+///    distance along its line to the nearest voxel of another key, i.e. to the ends of the run of
+///    equal keys it sits in. This runs as two streaming sweeps (forward, backward) over whole
+///    planes, so memory is read contiguously.
+/// 2. Each remaining axis (y, then x) takes, for every line, the lower envelope of the parabolas
+///    g(i) + (x − x_i)² (Felzenszwalb & Huttenlocher 2012, with Maurer et al. 2003's
+///    division-free test for discarding a parabola), separately for each run of equal keys along
+///    the line, plus one parabola with g = 0 at each voxel just outside the run (a voxel of
+///    another key, the nearest one on this line). Voxels further along the line cannot be nearer:
+///    any of them is either of another key and further than the run's neighbour, or of this key
+///    and at least as far as the neighbour on the line alone.
+///    The y pass copies tiles of 16 adjacent lines into a contiguous buffer; the x pass, last,
+///    works in place on contiguous rows and writes the final values (`FinalMode`) directly.
 ///
-/// Strided passes work on tiles of 16 adjacent lines copied into a contiguous scratch buffer, so
-/// memory is read a cache line at a time. Every line is computed by the same code whatever
-/// thread runs it: the output does not depend on the thread count.
+/// Comparisons are made in Double; intermediate squared distances are stored as Float (integer
+/// squared distances below 2^24 are exact). Every line is computed by the same code whatever
+/// thread runs it, so the output does not depend on the thread count.
 enum EDTEngine {
     static let tile = 16
 
-    /// Squared distances (units of `spacing`) to the nearest voxel with a different key; +inf
-    /// where every key on the grid is equal.
-    static func squaredDistances<Key: FixedWidthInteger>(
+    /// Runs the transform. `scratch` (N floats) holds intermediate squared distances; the last
+    /// pass writes `final` values into `dst` (which may be `scratch`). Voxels with no other key
+    /// on the whole grid get d = +inf.
+    static func transform<Key: FixedWidthInteger & Sendable>(
+        keys: UnsafePointer<Key>, dims: [Int], spacing: [Double],
+        scratch: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>,
+        final: FinalMode<Key>, threads: Int
+    ) {
+        let active = (0..<3).filter { dims[$0] > 1 }
+        guard let scanAxis = active.last else {
+            dst[0] = finalize(.infinity, key: keys[0], final)
+            return
+        }
+        let envelopeAxes = Array(active.dropLast().reversed())  // y then x
+        let uniformLines = scan(keys: keys, dims: dims, axis: scanAxis, s: spacing[scanAxis], scratch: scratch,
+                                threads: threads)
+        if envelopeAxes.isEmpty {
+            // 1D (or one long axis): the scan was the only pass.
+            let N = dims[0] * dims[1] * dims[2]
+            for i in 0..<N { dst[i] = finalize(Double(scratch[i]), key: keys[i], final) }
+            return
+        }
+        for (n, axis) in envelopeAxes.enumerated() {
+            let isLast = n == envelopeAxes.count - 1
+            if axis == 0 {
+                rowPass(keys: keys, dims: dims, s: spacing[0], src: scratch, dst: isLast ? dst : scratch,
+                        final: isLast ? final : .squared, threads: threads)
+            } else {
+                // y after a z scan: a y-line (x, z) whose whole x-plane has one key is still all
+                // +inf after the scan and stays so: such tiles are skipped (unless this is the
+                // last pass, which must write dst).
+                var skipX: [Bool]? = nil
+                if axis == 1 && scanAxis == 2 && !isLast {
+                    skipX = uniformPlanes(keys: keys, dims: dims, uniformColumns: uniformLines)
+                }
+                tiledPass(keys: keys, dims: dims, axis: axis, s: spacing[axis], src: scratch,
+                          dst: isLast ? dst : scratch, final: isLast ? final : .squared, skipX: skipX,
+                          threads: threads)
+            }
+        }
+    }
+
+    /// For each x: true when every voxel of the y-z plane at x has the same key.
+    static func uniformPlanes<Key: FixedWidthInteger>(keys: UnsafePointer<Key>, dims: [Int],
+                                                      uniformColumns: [Bool]) -> [Bool] {
+        let nx = dims[0], ny = dims[1]
+        var out = [Bool](repeating: true, count: nx)
+        for y in 0..<ny {
+            for x in 0..<nx where out[x] {
+                if !uniformColumns[y * nx + x] || keys[y * nx + x] != keys[x] { out[x] = false }
+            }
+        }
+        return out
+    }
+
+    /// Squared distances to the nearest voxel with a different key (+inf where none).
+    static func squaredDistances<Key: FixedWidthInteger & Sendable>(
         keys: UnsafePointer<Key>, dims: [Int], spacing: [Double],
         out: UnsafeMutablePointer<Float>, threads: Int
     ) {
-        let nx = dims[0], ny = dims[1], nz = dims[2]
-        let k = SendableBox(keys), o = SendableBox(out)
-        let rows = ny * nz
-        let T0 = _now()
-        // Pass 1: along x, rows are contiguous.
-        parallelChunks(rows, threads: threads) { range in
-            rowPass(keys: k.value, out: o.value, nx: nx, rows: range, s: spacing[0])
-        }
-        let T1 = _now()
-        // Pass 2: along y (stride nx), one line per (x, z).
-        if ny > 1 {
-            stridedPass(keys: keys, out: out, nx: nx, n: ny, stride: nx,
-                        outerCount: nz, outerStride: nx * ny, s: spacing[1], threads: threads)
-        }
-        let T2 = _now()
-        // Pass 3: along z (stride nx*ny), one line per (x, y).
-        if nz > 1 {
-            stridedPass(keys: keys, out: out, nx: nx, n: nz, stride: nx * ny,
-                        outerCount: ny, outerStride: nx, s: spacing[2], threads: threads)
-        }
-        let T3 = _now()
-        if getenv("MP_EDT_TIMING") != nil { print("EDT pass1 \(T1-T0) pass2 \(T2-T1) pass3 \(T3-T2)") }
+        transform(keys: keys, dims: dims, spacing: spacing, scratch: out, dst: out, final: .squared, threads: threads)
     }
 
-    /// First pass: for each voxel, the squared distance along its row to the nearest voxel of
-    /// another key (the neighbours just outside its run).
     @inline(__always)
-    static func rowPass<Key: FixedWidthInteger>(
-        keys: UnsafePointer<Key>, out: UnsafeMutablePointer<Float>, nx: Int, rows: Range<Int>, s: Double
-    ) {
-        for r in rows {
-            let kp = keys + r * nx, op = out + r * nx
-            var a = 0
-            while a < nx {
-                let key = kp[a]
-                var b = a
-                while b + 1 < nx && kp[b + 1] == key { b += 1 }
-                let hasL = a > 0, hasR = b < nx - 1
-                if hasL && hasR {
-                    for q in a...b {
-                        let d = Double(Swift.min(q - a + 1, b + 1 - q)) * s
-                        op[q] = Float(d * d)
+    static func finalize<Key: FixedWidthInteger>(_ d2: Double, key: Key, _ final: FinalMode<Key>) -> Float {
+        switch final {
+        case .squared: return Float(d2)
+        case .distance: return Float(d2.squareRoot())
+        case .signed(let inside, let offset):
+            let d = d2.squareRoot()
+            return key == inside ? Float(offset - d) : Float(d)
+        }
+    }
+
+    /// Pass 1, along `axis` (the slowest axis with more than one voxel, so every line starts in
+    /// the first plane): for each voxel, the distance along its line to the nearest voxel of
+    /// another key. Forward sweep: steps back to the previous key change; backward sweep: steps
+    /// on to the next; both over whole planes (contiguous, branch-free, vectorisable).
+    /// Writes squared distances to `scratch`; returns, per line (index within a plane), whether
+    /// its keys are all equal.
+    static func scan<Key: FixedWidthInteger & Sendable>(
+        keys: UnsafePointer<Key>, dims: [Int], axis: Int, s: Double,
+        scratch: UnsafeMutablePointer<Float>, threads: Int
+    ) -> [Bool] {
+        let n = dims[axis]
+        let stride = (0..<axis).reduce(1) { $0 * dims[$1] }
+        var uniform = [Bool](repeating: false, count: stride)
+        let k = SendableBox(keys), sc = SendableBox(scratch)
+        let block = 2048
+        let blocks = (stride + block - 1) / block
+        // Steps to the nearest change as Int32; "none" is a large sentinel.
+        let none: Int32 = 1 << 30
+        let sf = Float(s)
+        uniform.withUnsafeMutableBufferPointer { ub in
+            let u = SendableBox(ub.baseAddress!)
+            parallelChunks(blocks, threads: threads) { range in
+                let keys = k.value, scratch = sc.value
+                let j0 = range.lowerBound * block, j1 = Swift.min(range.upperBound * block, stride)
+                let w = j1 - j0
+                let last = UnsafeMutablePointer<Int32>.allocate(capacity: w)
+                let left = UnsafeMutablePointer<Int32>.allocate(capacity: n * w)
+                defer { last.deallocate(); left.deallocate() }
+                last.update(repeating: -none, count: w)
+                for j in 0..<w { left[j] = none }
+                for i in 1..<n {
+                    let row = keys + i * stride + j0, prev = row - stride
+                    let lrow = left + i * w
+                    let ii = Int32(i)
+                    for j in 0..<w {
+                        let l = row[j] != prev[j] ? ii - 1 : last[j]
+                        last[j] = l
+                        lrow[j] = ii - l
                     }
-                } else if hasL {
-                    for q in a...b { let d = Double(q - a + 1) * s; op[q] = Float(d * d) }
-                } else if hasR {
-                    for q in a...b { let d = Double(b + 1 - q) * s; op[q] = Float(d * d) }
-                } else {
-                    for q in a...b { op[q] = .infinity }
                 }
-                a = b + 1
+                last.update(repeating: none, count: w)
+                var i = n - 1
+                while i >= 0 {
+                    let row = keys + i * stride + j0
+                    let lrow = left + i * w
+                    let o = scratch + i * stride + j0
+                    let ii = Int32(i)
+                    if i < n - 1 {
+                        let next = row + stride
+                        for j in 0..<w {
+                            let r = row[j] != next[j] ? ii + 1 : last[j]
+                            last[j] = r
+                        }
+                    }
+                    for j in 0..<w {
+                        let steps = Swift.min(lrow[j], last[j] &- ii)
+                        let d = Float(steps) * sf
+                        o[j] = steps >= none / 2 ? .infinity : d * d
+                    }
+                    i -= 1
+                }
+                // After the backward sweep, last[j] is the first change after voxel 0.
+                for j in 0..<w { u.value[j0 + j] = last[j] == none }
+            }
+        }
+        return uniform
+    }
+
+    /// The x pass, in place on contiguous rows (src and dst rows may be the same memory).
+    static func rowPass<Key: FixedWidthInteger & Sendable>(
+        keys: UnsafePointer<Key>, dims: [Int], s: Double,
+        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, threads: Int
+    ) {
+        let nx = dims[0], rows = dims[1] * dims[2]
+        let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
+        parallelChunks(rows, threads: threads) { range in
+            let vx = UnsafeMutablePointer<Double>.allocate(capacity: nx + 2)
+            let vg = UnsafeMutablePointer<Double>.allocate(capacity: nx + 2)
+            defer { vx.deallocate(); vg.deallocate() }
+            for r in range {
+                envelope(src: sr.value + r * nx, dst: ds.value + r * nx, keys: k.value + r * nx, n: nx, s: s,
+                         vx: vx, vg: vg, final: final)
             }
         }
     }
 
     /// A pass along a strided axis: tiles of up to 16 lines adjacent in x are gathered into a
     /// contiguous buffer (one line after another), transformed, and scattered back.
-    static func stridedPass<Key: FixedWidthInteger>(
-        keys: UnsafePointer<Key>, out: UnsafeMutablePointer<Float>, nx: Int, n: Int, stride: Int,
-        outerCount: Int, outerStride: Int, s: Double, threads: Int
+    static func tiledPass<Key: FixedWidthInteger & Sendable>(
+        keys: UnsafePointer<Key>, dims: [Int], axis: Int, s: Double,
+        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, skipX: [Bool]?,
+        threads: Int
     ) {
+        let nx = dims[0], n = dims[axis]
         let xBlocks = (nx + tile - 1) / tile
-        let k = SendableBox(keys), o = SendableBox(out)
+        // Tiles of x blocks whose planes are all uniform need no work.
+        let skipBlock: [Bool] = (0..<xBlocks).map { b in
+            guard let skipX else { return false }
+            return (b * tile..<Swift.min(nx, (b + 1) * tile)).allSatisfy { skipX[$0] }
+        }
+        let stride = (0..<axis).reduce(1) { $0 * dims[$1] }
+        let outerCount = ((axis + 1)..<3).reduce(1) { $0 * dims[$1] } * (stride / nx)
+        // Lines: x in 0..<nx, "outer" enumerating the other axes (all but x and `axis`).
+        let innerPlanes = stride / nx  // axes between x and `axis` (y when axis = z)
+        let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
         parallelChunks(outerCount * xBlocks, threads: threads) { range in
-            let keys = k.value, out = o.value
+            let keys = k.value, src = sr.value, dst = ds.value
             let g = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
             let kb = UnsafeMutablePointer<Key>.allocate(capacity: tile * n)
             let vx = UnsafeMutablePointer<Double>.allocate(capacity: n + 2)
             let vg = UnsafeMutablePointer<Double>.allocate(capacity: n + 2)
             defer { g.deallocate(); kb.deallocate(); vx.deallocate(); vg.deallocate() }
-            for t in range {
+            for t in range where !skipBlock[t % xBlocks] {
                 let outer = t / xBlocks, x0 = (t % xBlocks) * tile
                 let w = Swift.min(tile, nx - x0)
-                let base = outer * outerStride + x0
+                let base = (outer / innerPlanes) * stride * n + (outer % innerPlanes) * nx + x0
                 for i in 0..<n {
-                    let src = base + i * stride
+                    let p = base + i * stride
                     for b in 0..<w {
-                        g[b * n + i] = out[src + b]
-                        kb[b * n + i] = keys[src + b]
+                        g[b * n + i] = src[p + b]
+                        kb[b * n + i] = keys[p + b]
                     }
                 }
                 for b in 0..<w {
-                    envelope(g: g + b * n, keys: kb + b * n, n: n, s: s, vx: vx, vg: vg)
+                    envelope(src: g + b * n, dst: g + b * n, keys: kb + b * n, n: n, s: s, vx: vx, vg: vg, final: final)
                 }
                 for i in 0..<n {
-                    let dst = base + i * stride
-                    for b in 0..<w { out[dst + b] = g[b * n + i] }
+                    let p = base + i * stride
+                    for b in 0..<w { dst[p + b] = g[b * n + i] }
                 }
             }
         }
     }
 
-    /// One line, in place: for each run of equal keys, the lower envelope of the run's finite
-    /// parabolas plus zero-height parabolas at the voxels just outside the run.
+    /// One line: for each run of equal keys, the lower envelope of the run's finite parabolas plus
+    /// zero-height parabolas at the voxels just outside the run. Reads `src`, writes `dst` (the
+    /// same memory is fine: a run is read completely before it is written).
     @inline(__always)
     static func envelope<Key: FixedWidthInteger>(
-        g: UnsafeMutablePointer<Float>, keys: UnsafePointer<Key>, n: Int, s: Double,
-        vx: UnsafeMutablePointer<Double>, vg: UnsafeMutablePointer<Double>
+        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, keys: UnsafePointer<Key>, n: Int, s: Double,
+        vx: UnsafeMutablePointer<Double>, vg: UnsafeMutablePointer<Double>, final: FinalMode<Key>
     ) {
+        var mode = 0, insideKey: Key = 0, offset = 0.0
+        switch final {
+        case .squared: mode = 0
+        case .distance: mode = 1
+        case .signed(let k, let o): mode = 2; insideKey = k; offset = o
+        }
         var a = 0
         while a < n {
             let key = keys[a]
             var b = a
             while b + 1 < n && keys[b + 1] == key { b += 1 }
-            // Build the envelope of the run [a, b] (vertices sorted by position).
+            // Envelope of the run [a, b]: vertices sorted by position; the last two are kept in
+            // registers (x1, g1) and (x2, g2), earlier ones in vx/vg[0..<cnt-2].
             var cnt = 0
+            var x1 = 0.0, g1 = 0.0, x2 = 0.0, g2 = 0.0
             @inline(__always) func push(_ x: Double, _ d: Double) {
                 while cnt >= 2 {
-                    // Maurer's test: the middle parabola is nowhere strictly lowest.
-                    let x1 = vx[cnt - 2], x2 = vx[cnt - 1]
+                    // Maurer's test: the middle parabola (x2, g2) is nowhere strictly lowest.
                     let aa = x2 - x1, bb = x - x2, cc = x - x1
-                    if cc * vg[cnt - 1] - bb * vg[cnt - 2] - aa * d - aa * bb * cc > 0 {
+                    if cc * g2 - bb * g1 - aa * d - aa * bb * cc > 0 {
                         cnt -= 1
+                        x2 = x1; g2 = g1
+                        if cnt >= 2 { x1 = vx[cnt - 2]; g1 = vg[cnt - 2] }
                     } else {
                         break
                     }
                 }
-                vx[cnt] = x
-                vg[cnt] = d
+                if cnt >= 2 { vx[cnt - 2] = x1; vg[cnt - 2] = g1 }
+                x1 = x2; g1 = g2
+                x2 = x; g2 = d
                 cnt += 1
             }
             if a > 0 { push(Double(a - 1) * s, 0) }
+            var x = Double(a) * s
             for i in a...b {
-                let gi = g[i]
-                if gi < .infinity { push(Double(i) * s, Double(gi)) }
+                let gi = src[i]
+                if gi < .infinity { push(x, Double(gi)) }
+                x += s
             }
             if b < n - 1 { push(Double(b + 1) * s, 0) }
+            let inside = mode == 2 && key == insideKey
+            let sign: Float = inside ? -1 : 1
+            let off: Float = inside ? Float(offset) : 0
             if cnt == 0 {
-                for q in a...b { g[q] = .infinity }
+                let v: Float = mode == 0 ? .infinity : off + sign * .infinity
+                for q in a...b { dst[q] = v }
             } else {
+                // Flush the register vertices so the envelope is vx/vg[0..<cnt].
+                if cnt >= 2 { vx[cnt - 2] = x1; vg[cnt - 2] = g1 }
+                vx[cnt - 1] = x2; vg[cnt - 1] = g2
+                // Walk the envelope: move to the next vertex while it is lower (ties stay).
                 var l = 0
                 let last = cnt - 1
+                var xq = Double(a) * s
+                var cx = vx[0], cg = vg[0]
                 for q in a...b {
-                    let xq = Double(q) * s
-                    var dx = vx[l] - xq
-                    var d1 = vg[l] + dx * dx
+                    var dx = cx - xq
+                    var d1 = cg + dx * dx
                     while l < last {
-                        dx = vx[l + 1] - xq
-                        let d2 = vg[l + 1] + dx * dx
+                        let nx = vx[l + 1], ng = vg[l + 1]
+                        dx = nx - xq
+                        let d2 = ng + dx * dx
                         if d1 <= d2 { break }
                         l += 1
+                        cx = nx; cg = ng
                         d1 = d2
                     }
-                    g[q] = Float(d1)
+                    dst[q] = mode == 0 ? Float(d1) : off + sign * Float(d1).squareRoot()
+                    xq += s
                 }
             }
             a = b + 1
         }
     }
 }
-
-import Glibc
-func _now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }

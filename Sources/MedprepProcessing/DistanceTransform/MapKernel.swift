@@ -1,5 +1,4 @@
 import MedprepCore
-import Glibc
 
 /// Computes every requested map of one grid (a volume, or one slice) from class-index keys.
 ///
@@ -15,10 +14,8 @@ enum MapKernel {
         let sp = options.units == .mm ? grid.spacing3 : [1, 1, 1]
         let ctx = Context(grid: grid, spacing: sp,
                           virtualAxis: options.virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
-        let tc = _now()
         var counts = [Int](repeating: 0, count: K + 1)
         for i in 0..<N { counts[Int(keys[i])] += 1 }
-        if getenv("MP_EDT_TIMING") != nil { print("counts \(_now()-tc)") }
 
         let sq = UnsafeMutablePointer<Float>.allocate(capacity: N)
         defer { sq.deallocate() }
@@ -41,28 +38,26 @@ enum MapKernel {
                     continue
                 }
                 let key = UInt16(k)
-                let t0 = _now()
                 for i in 0..<N { bin[i] = keys[i] == key ? 1 : 0 }
-                if getenv("MP_EDT_TIMING") != nil { print("bin \(_now()-t0)") }
                 switch conv {
                 case .boundary, .plain:
-                    EDTEngine.squaredDistances(keys: UnsafePointer(bin), dims: ctx.dims, spacing: sp, out: sq, threads: threads)
-                    let t1 = _now()
-                    ctx.finishSDF(sq: sq, inside: UnsafePointer(bin), offset: conv == .boundary ? ctx.boundaryOffset : 0, out: out)
-                    if getenv("MP_EDT_TIMING") != nil { print("finish \(_now()-t1)") }
-                    if let rout { ctx.finishRRW(sq: sq, keys: UnsafePointer(bin), key: 1, out: rout) }
+                    let offset = conv == .boundary ? ctx.boundaryOffset : 0
+                    EDTEngine.transform(keys: UnsafePointer(bin), dims: ctx.dims, spacing: sp, scratch: out, dst: out,
+                                        final: .signed(insideKey: 1, offset: offset), threads: threads)
+                    if let rout { ctx.rrwFromSDF(sdf: UnsafePointer(out), inside: UnsafePointer(bin), offset: offset, out: rout) }
                 case .itk:
                     let contour = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
                     defer { contour.deallocate() }
                     ctx.contour(of: UnsafePointer(bin), into: contour)
-                    EDTEngine.squaredDistances(keys: UnsafePointer(contour), dims: ctx.dims, spacing: sp, out: sq, threads: threads)
-                    ctx.finishITK(sq: sq, inside: UnsafePointer(bin), contour: UnsafePointer(contour), out: out)
+                    EDTEngine.transform(keys: UnsafePointer(contour), dims: ctx.dims, spacing: sp, scratch: sq, dst: sq,
+                                        final: .distance, threads: threads)
+                    ctx.finishITK(dist: sq, inside: UnsafePointer(bin), contour: UnsafePointer(contour), out: out)
                 }
             }
             rrwDone = conv != .itk
         }
         if let rrwOut, !rrwDone {
-            EDTEngine.squaredDistances(keys: keys, dims: ctx.dims, spacing: sp, out: sq, threads: threads)
+            EDTEngine.transform(keys: keys, dims: ctx.dims, spacing: sp, scratch: sq, dst: sq, final: .distance, threads: threads)
             for k in 0..<K {
                 let rout = rrwOut + k * classStride
                 if counts[k] == 0 {
@@ -70,7 +65,7 @@ enum MapKernel {
                 } else if counts[k] == N {
                     ctx.fullClassRRW(out: rout)
                 } else {
-                    ctx.finishRRW(sq: UnsafePointer(sq), keys: keys, key: UInt16(k), out: rout)
+                    ctx.finishRRW(dist: UnsafePointer(sq), keys: keys, key: UInt16(k), out: rout)
                 }
             }
         }
@@ -99,45 +94,44 @@ enum MapKernel {
             }
         }
 
-        func finishSDF(sq: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, offset: Double,
+        func finishITK(dist: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, contour: UnsafePointer<UInt8>,
                        out: UnsafeMutablePointer<Float>) {
-            let s = SendableBox(UnsafePointer(sq)), m = SendableBox(inside), o = SendableBox(out)
+            let s = SendableBox(UnsafePointer(dist)), m = SendableBox(inside), c = SendableBox(contour), o = SendableBox(out)
             chunks { r in
-                let sq = s.value, inside = m.value, out = o.value
+                let dist = s.value, inside = m.value, contour = c.value, out = o.value
                 for i in r {
-                    let d = Double(sq[i]).squareRoot()
-                    out[i] = inside[i] != 0 ? Float(offset - d) : Float(d)
+                    let d = dist[i]
+                    out[i] = contour[i] != 0 ? 0 : (inside[i] != 0 ? -d : d)
                 }
             }
         }
 
-        func finishITK(sq: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, contour: UnsafePointer<UInt8>,
-                       out: UnsafeMutablePointer<Float>) {
-            let s = SendableBox(UnsafePointer(sq)), m = SendableBox(inside), c = SendableBox(contour), o = SendableBox(out)
+        /// RRW from inside distances: -d/max(d) where keys == key, +1 elsewhere.
+        func finishRRW<Key: FixedWidthInteger & Sendable>(dist: UnsafePointer<Float>, keys: UnsafePointer<Key>, key: Key,
+                                                          out: UnsafeMutablePointer<Float>) {
+            var maxD: Float = 0
+            for i in 0..<N where keys[i] == key { maxD = Swift.max(maxD, dist[i]) }
+            let inv = 1 / Double(maxD)
+            let s = SendableBox(dist), k = SendableBox(keys), o = SendableBox(out)
             chunks { r in
-                let sq = s.value, inside = m.value, contour = c.value, out = o.value
+                let dist = s.value, keys = k.value, out = o.value
                 for i in r {
-                    if contour[i] != 0 {
-                        out[i] = 0
-                    } else {
-                        let d = Float(Double(sq[i]).squareRoot())
-                        out[i] = inside[i] != 0 ? -d : d
-                    }
+                    out[i] = keys[i] == key ? Float(-Double(dist[i]) * inv) : 1
                 }
             }
         }
 
-        /// RRW from squared inside distances: -d/max(d) where keys == key, +1 elsewhere.
-        func finishRRW<Key: FixedWidthInteger & Sendable>(sq: UnsafePointer<Float>, keys: UnsafePointer<Key>, key: Key,
-                                               out: UnsafeMutablePointer<Float>) {
-            var maxSq: Float = 0
-            for i in 0..<N where keys[i] == key { maxSq = Swift.max(maxSq, sq[i]) }
-            let inv = 1 / Double(maxSq).squareRoot()
-            let s = SendableBox(sq), k = SendableBox(keys), o = SendableBox(out)
+        /// RRW from a boundary/plain SDF of the same class: inside, d = offset − sdf.
+        func rrwFromSDF(sdf: UnsafePointer<Float>, inside: UnsafePointer<UInt8>, offset: Double,
+                        out: UnsafeMutablePointer<Float>) {
+            var minS = Float.infinity
+            for i in 0..<N where inside[i] != 0 { minS = Swift.min(minS, sdf[i]) }
+            let inv = 1 / (offset - Double(minS))
+            let s = SendableBox(sdf), m = SendableBox(inside), o = SendableBox(out)
             chunks { r in
-                let sq = s.value, keys = k.value, out = o.value
+                let sdf = s.value, inside = m.value, out = o.value
                 for i in r {
-                    out[i] = keys[i] == key ? Float(-Double(sq[i]).squareRoot() * inv) : 1
+                    out[i] = inside[i] != 0 ? Float(-(offset - Double(sdf[i])) * inv) : 1
                 }
             }
         }

@@ -1,0 +1,328 @@
+import Dispatch
+import Foundation
+import MedprepCore
+import MedprepIO
+
+/// What is validated: the cases, where their classes come from, and the pairing problems found
+/// while discovering them.
+public struct ValidationDataset: Sendable {
+    public enum LabelSource: String, Sendable {
+        case manifest
+        case datasetJSON = "dataset.json"
+        /// No declaration anywhere: every integer value found is taken as a class.
+        case inferred
+    }
+
+    public var root: String
+    public var manifest: Manifest?
+    public var manifestPath: String?
+    /// nil when classes are inferred from the masks.
+    public var labels: LabelSpec?
+    public var labelSource: LabelSource
+    /// "nnunet", "templates", or "guessed '<image template>' + '<mask template>'".
+    public var layout: String
+    public var cases: [CaseFiles]
+    public var problems: [(id: String, file: String, message: String)]
+    public var sliceAxis: GeometrySpec.Axis
+
+    /// The dataset in `root` as `medprep validate` finds it: `manifestPath` if given, else
+    /// `manifest.yaml` in the folder, else nnU-Net's `dataset.json`, else the usual folder
+    /// layouts (imagesTr/labelsTr, images/masks, images/labels) with classes inferred.
+    public static func resolve(root: String, manifestPath: String? = nil) throws -> ValidationDataset {
+        if let manifestPath {
+            return try resolve(root: root, manifest: try Manifest.load(path: manifestPath), manifestPath: manifestPath)
+        }
+        for name in ["manifest.yaml", "manifest.yml", "manifest.json"] where FileIO.exists(root + "/" + name) {
+            let path = root + "/" + name
+            return try resolve(root: root, manifest: try Manifest.load(path: path), manifestPath: path)
+        }
+        if FileIO.exists(root + "/dataset.json") {
+            let nn = try NNUNetDataset.load(root: root)
+            let d = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
+            return ValidationDataset(root: root, manifest: nil, manifestPath: nil, labels: nn.labels, labelSource: .datasetJSON,
+                                     layout: "nnunet", cases: d.cases, problems: d.problems, sliceAxis: .z)
+        }
+        let guesses: [(String, String)] = [
+            ("imagesTr/{id}_0000.*", "labelsTr/{id}.*"),
+            ("images/{id}.*", "masks/{id}.*"),
+            ("images/{id}.*", "labels/{id}.*"),
+        ]
+        for (img, msk) in guesses {
+            let d = try CaseDiscovery.discover(root: root, spec: CaseSpec(images: [img], mask: msk))
+            if !d.cases.isEmpty || !d.problems.isEmpty {
+                return ValidationDataset(root: root, manifest: nil, manifestPath: nil, labels: nil, labelSource: .inferred,
+                                         layout: "guessed '\(img)' + '\(msk)'", cases: d.cases, problems: d.problems, sliceAxis: .z)
+            }
+        }
+        throw MedprepError(.invalidArgument, path: root,
+                           "no manifest.yaml, no dataset.json and no imagesTr/labelsTr, images/masks or images/labels folders; pass --manifest to say where the images and masks are.")
+    }
+
+    /// The dataset described by a manifest (nnU-Net layout or templates).
+    public static func resolve(root: String, manifest: Manifest, manifestPath: String? = nil) throws -> ValidationDataset {
+        let nnunet = manifest.layout == .nnunet || (manifest.layout == nil && manifest.cases == nil && FileIO.exists(root + "/dataset.json"))
+        if nnunet {
+            let nn = try NNUNetDataset.load(root: root)
+            let d = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
+            return ValidationDataset(root: root, manifest: manifest, manifestPath: manifestPath, labels: manifest.labels ?? nn.labels,
+                                     labelSource: manifest.labels != nil ? .manifest : .datasetJSON, layout: "nnunet",
+                                     cases: d.cases, problems: d.problems, sliceAxis: manifest.geometry.sliceAxis)
+        }
+        guard let spec = manifest.cases else {
+            throw MedprepError(.invalidArgument, path: manifestPath ?? root,
+                               "the manifest has no 'cases' templates and the folder has no dataset.json.")
+        }
+        let d = try CaseDiscovery.discover(root: root, spec: spec)
+        return ValidationDataset(root: root, manifest: manifest, manifestPath: manifestPath, labels: manifest.labels,
+                                 labelSource: manifest.labels != nil ? .manifest : .inferred, layout: "templates",
+                                 cases: d.cases, problems: d.problems, sliceAxis: manifest.geometry.sliceAxis)
+    }
+}
+
+/// `medprep validate` as a library: every check over every case, in parallel, one read of each
+/// file, memory bounded by one case per thread.
+///
+///     let report = try Validator(manifest: m, root: dir).run(threads: 4)
+///     if report.hasErrors { ... report.errors ... }
+///
+/// `medprep convert` runs `Validator.checkErrors(...)` first: only error-level checks, which read
+/// headers, masks and floating-point images only.
+public final class Validator: Sendable {
+    public let dataset: ValidationDataset
+    public let options: ValidationOptions
+
+    public init(dataset: ValidationDataset, options: ValidationOptions = .init()) {
+        self.dataset = dataset
+        self.options = options
+    }
+
+    /// A manifest already loaded (nil: look for manifest.yaml, dataset.json, or infer).
+    public convenience init(manifest: Manifest?, root: String, options: ValidationOptions = .init()) throws {
+        let ds = try manifest.map { try ValidationDataset.resolve(root: root, manifest: $0) } ?? ValidationDataset.resolve(root: root)
+        self.init(dataset: ds, options: options)
+    }
+
+    public convenience init(root: String, manifestPath: String?, options: ValidationOptions = .init()) throws {
+        self.init(dataset: try ValidationDataset.resolve(root: root, manifestPath: manifestPath), options: options)
+    }
+
+    /// Error-level checks only (what convert runs before writing shards).
+    public static func checkErrors(manifest: Manifest?, root: String, threads: Int = defaultThreadCount) throws -> ValidationReport {
+        var o = ValidationOptions()
+        o.scope = .errors
+        return try Validator(manifest: manifest, root: root, options: o).run(threads: threads)
+    }
+
+    /// Runs every case (one bad case never stops the others) and the dataset-wide checks.
+    /// `progress(done, total)` is called from worker threads after each case.
+    public func run(threads: Int = defaultThreadCount, progress: (@Sendable (Int, Int) -> Void)? = nil) -> ValidationReport {
+        let cases = dataset.cases
+        let caseValidator = CaseValidator(labels: dataset.labels, options: options, sliceAxis: dataset.sliceAxis)
+        let store = ResultStore(count: cases.count)
+        let thumbs = options.thumbnailsDirectory
+        if let thumbs { try? FileManager.default.createDirectory(atPath: thumbs, withIntermediateDirectories: true) }
+        let counter = ResultStore.Counter()
+        Self.dynamicParallel(cases.count, threads: threads) { i in
+            let out = caseValidator.run(cases[i], needsImageData: false)
+            var result = out.result
+            if let thumbs, result.findings.contains(where: self.flags) {
+                result.thumbnail = try? Thumbnails.write(caseID: result.id, directory: thumbs, image: out.image, codes: out.codes?.codes,
+                                                         grid: out.grid, marks: out.marks, sliceAxis: out.sliceAxis)
+            }
+            store.set(i, result)
+            let done = counter.increment()
+            progress?(done, cases.count)
+        }
+        var results = store.results.map { $0! }
+        var datasetFindings = discoveryFindings()
+        datasetFindings += datasetChecks(&results)
+
+        // Thumbnails for cases flagged only by dataset-wide checks (a second read of those few).
+        if let thumbs {
+            let late = results.indices.filter { i in
+                results[i].thumbnail == nil && results[i].findings.contains(where: self.flags)
+            }
+            let lateStore = ResultStore(count: late.count)
+            Self.dynamicParallel(late.count, threads: threads) { j in
+                let i = late[j]
+                let out = caseValidator.run(cases[i], needsImageData: true)
+                var r = CaseResult(id: cases[i].id, images: [], mask: nil, nestedMasks: [])
+                r.thumbnail = try? Thumbnails.write(caseID: cases[i].id, directory: thumbs, image: out.image, codes: out.codes?.codes,
+                                                    grid: out.grid, marks: out.marks, sliceAxis: out.sliceAxis)
+                lateStore.set(j, r)
+            }
+            for (j, i) in late.enumerated() { results[i].thumbnail = lateStore.results[j]?.thumbnail }
+        }
+        return ValidationReport(dataset: dataset, options: options, results: results, datasetFindings: datasetFindings)
+    }
+
+    /// Workers pull the next case index (cases differ in size, so no fixed blocks); results are
+    /// stored by index, so nothing depends on scheduling.
+    static func dynamicParallel(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+        let t = max(1, min(threads, n))
+        if t == 1 {
+            for i in 0..<n { body(i) }
+            return
+        }
+        let next = ResultStore.Counter()
+        DispatchQueue.concurrentPerform(iterations: t) { _ in
+            while true {
+                let i = next.increment() - 1
+                if i >= n { break }
+                body(i)
+            }
+        }
+    }
+
+    /// Findings that earn a case a thumbnail: errors, and warnings unless only errors are checked.
+    func flags(_ f: Finding) -> Bool { f.severity == .error || (f.severity == .warning && options.scope == .all) }
+
+    func discoveryFindings() -> [Finding] {
+        dataset.problems.map { p in
+            let m = p.message.lowercased()
+            let code: CheckCode
+            let fix: String
+            if m.hasPrefix("mask without image") {
+                code = .maskWithoutImage
+                fix = "add the image, or remove the stray mask (or add it to the manifest's cases.exclude)"
+            } else if m.hasPrefix("image channel") {
+                code = .imageChannelMissing
+                fix = "add the missing channel file, or drop the case"
+            } else {
+                code = .imageWithoutMask
+                fix = "add the mask, or move the image out of the dataset (or add it to cases.exclude)"
+            }
+            return Finding(code, case: p.id, file: p.file, p.message, fix: fix, magnitude: 1)
+        }
+    }
+
+    // MARK: - dataset-wide checks
+
+    func datasetChecks(_ results: inout [CaseResult]) -> [Finding] {
+        var out: [Finding] = []
+        if dataset.cases.isEmpty {
+            out.append(Finding(.noCases, case: nil, file: dataset.root,
+                               "no complete case was found in '\(dataset.root)' (layout \(dataset.layout)).",
+                               fix: "check the manifest's cases templates (or dataset.json's file_ending) against the file names",
+                               magnitude: 1))
+        }
+        let decoded = results.filter { $0.classCounts != nil }
+        // Classes: which appear where.
+        var presentIn: [String: Int] = [:]
+        var valueOf: [String: MaskCodes.Raw] = [:]
+        for r in decoded {
+            for (k, n) in r.classCounts!.enumerated() where n > 0 {
+                let key = classKey(k, r)
+                presentIn[key, default: 0] += 1
+                valueOf[key] = r.classValues?[k]
+            }
+        }
+        if dataset.labels == nil, !decoded.isEmpty {
+            let values = valueOf.values.compactMap(\.number).sorted()
+            out.append(Finding(
+                .labelsInferred, case: nil, file: nil,
+                "no manifest labels or dataset.json: classes inferred from the values found in \(decoded.count) masks: \(values.map { formatShort($0) }.joined(separator: ", ")) (0 = background).",
+                fix: "write a manifest with labels.classes (names, values, ordinal) so unexpected values are caught",
+                details: [("values", .numbers(values))], magnitude: 0))
+        }
+        guard options.scope == .all else { return out }
+        if let labels = dataset.labels, !decoded.isEmpty {
+            for (k, c) in labels.classes.enumerated() where k > 0 && presentIn[String(k)] == nil {
+                let v = c.colour.map { "colour \($0)" } ?? "value \(c.value ?? k)"
+                out.append(Finding(
+                    .classMissingDataset, case: nil, file: nil,
+                    "class '\(c.name)' (\(v)) appears in none of the \(decoded.count) masks.",
+                    fix: "remove it from the manifest's classes, or check that the masks use the declared value",
+                    details: [("class", .int(k)), ("masks", .int(decoded.count))], magnitude: Double(decoded.count)))
+            }
+        }
+        let validator = CaseValidator(labels: dataset.labels, options: options, sliceAxis: dataset.sliceAxis)
+        for i in results.indices where results[i].structureChecked {
+            let r = results[i]
+            guard let counts = r.classCounts, counts.dropFirst().contains(where: { $0 > 0 }) else { continue }
+            var absent: [(Int, String, Int)] = []
+            if let labels = dataset.labels {
+                for k in 1..<labels.classes.count where (k >= counts.count || counts[k] == 0) {
+                    if let n = presentIn[String(k)], n > 0 { absent.append((k, validator.className(k, values: r.classValues ?? []), n)) }
+                }
+            } else {
+                let mine = Set(counts.indices.filter { counts[$0] > 0 }.map { classKey($0, r) })
+                for (key, n) in presentIn.sorted(by: { $0.key < $1.key }) where !mine.contains(key) && valueOf[key] != .number(0) {
+                    absent.append((0, "value \(valueOf[key]!.text)", n))
+                }
+            }
+            if !absent.isEmpty {
+                results[i].findings.append(Finding(
+                    .classAbsent, case: r.id, file: r.mask,
+                    "class\(absent.count > 1 ? "es" : "") \(absent.map { "\($0.1) (in \($0.2) other masks)" }.joined(separator: ", ")) \(absent.count > 1 ? "are" : "is") absent from this mask.",
+                    fix: nil, details: [("classes", .array(absent.map { .string($0.1) }))], magnitude: Double(absent.count)))
+            }
+        }
+        // Duplicate image content.
+        var firstWithHash: [String: Int] = [:]
+        for i in results.indices {
+            guard let h = results[i].contentHash else { continue }
+            if let j = firstWithHash[h] {
+                results[i].findings.append(Finding(
+                    .duplicateCase, case: results[i].id, file: results[i].images.first,
+                    "image content is identical to case '\(results[j].id)' (same grid, type and voxels); a duplicate leaks between folds.",
+                    fix: "remove one of the two, or make sure both land in the same fold",
+                    details: [("duplicate_of", .string(results[j].id)), ("content_hash", .string(h))], magnitude: 1))
+            } else {
+                firstWithHash[h] = i
+            }
+        }
+        // Intensity outliers per image channel: a case's mean far from the dataset's median mean,
+        // in units of the median within-case standard deviation, or its spread far off.
+        let channels = results.map(\.imageStats.count).max() ?? 0
+        for c in 0..<channels {
+            let stats = results.indices.compactMap { i -> (Int, RunningStats)? in
+                guard c < results[i].imageStats.count, let s = results[i].imageStats[c], s.count > 0 else { return nil }
+                return (i, s)
+            }
+            guard stats.count >= options.outlierMinCases else { continue }
+            let medMean = median(stats.map { $0.1.mean })
+            let medStd = median(stats.map { $0.1.std })
+            guard medStd > 0, medStd.isFinite else { continue }
+            for (i, s) in stats {
+                let shift = abs(s.mean - medMean) / medStd
+                let ratio = s.std > 0 ? max(s.std / medStd, medStd / s.std) : .infinity
+                guard shift > options.outlierZ || ratio > options.outlierSpreadRatio else { continue }
+                results[i].findings.append(Finding(
+                    .intensityOutlier, case: results[i].id, file: results[i].images[c],
+                    "intensities (mean \(GeometryChecks.fmt(s.mean, 2)), std \(GeometryChecks.fmt(s.std, 2)), range \(GeometryChecks.fmt(s.min, 2)) to \(GeometryChecks.fmt(s.max, 2))) are far from the dataset's (median mean \(GeometryChecks.fmt(medMean, 2)), median std \(GeometryChecks.fmt(medStd, 2))): the mean is \(GeometryChecks.fmt(shift, 2)) typical standard deviations off and the spread \(GeometryChecks.fmt(ratio, 2))x.",
+                    fix: "check the units and scaling (scl_slope, HU vs raw, 8 vs 16 bit) or the modality of this case",
+                    details: [("channel", .int(c)), ("mean", .number(s.mean)), ("std", .number(s.std)), ("min", .number(s.min)), ("max", .number(s.max)),
+                              ("dataset_median_mean", .number(medMean)), ("dataset_median_std", .number(medStd)),
+                              ("mean_shift", .number(shift)), ("spread_ratio", .number(ratio))],
+                    magnitude: max(shift, ratio)))
+            }
+        }
+        return out
+    }
+
+    func classKey(_ k: Int, _ r: CaseResult) -> String {
+        dataset.labels != nil ? String(k) : (r.classValues.map { k < $0.count ? $0[k].text : String(k) } ?? String(k))
+    }
+
+    func median(_ a: [Double]) -> Double {
+        let s = a.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+/// Per-index result slots filled by worker threads.
+final class ResultStore: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var slots: [CaseResult?]
+    init(count: Int) { slots = [CaseResult?](repeating: nil, count: count) }
+    func set(_ i: Int, _ r: CaseResult) { lock.locked { slots[i] = r } }
+    var results: [CaseResult?] { lock.locked { slots } }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLockLite()
+        private var value = 0
+        func increment() -> Int { lock.locked { value += 1; return value } }
+    }
+}
