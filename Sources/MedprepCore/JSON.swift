@@ -87,27 +87,15 @@ extension JSON {
     public static func ints(_ a: [Int]) -> JSON { .array(a.map { .int($0) }) }
 }
 
-#if canImport(Foundation)
-import Foundation
-
 extension JSON {
-    /// From a JSONSerialization object; object keys sorted so the result is stable.
-    public init(foundation obj: Any) {
-        switch obj {
-        case let n as NSNumber:
-            if CFGetTypeIDIfAvailable(n) { self = .bool(n.boolValue) }
-            else if n.doubleValue == n.doubleValue.rounded() && !"\(n)".contains(".") && !"\(n)".contains("e") { self = .int(n.intValue) }
-            else { self = .number(n.doubleValue) }
-        case let s as String: self = .string(s)
-        case let a as [Any]: self = .array(a.map(JSON.init(foundation:)))
-        case let d as [String: Any]: self = .object(d.keys.sorted().map { ($0, JSON(foundation: d[$0]!)) })
-        default: self = .null
-        }
-    }
-
-    /// Parses JSON text.
+    /// Parses JSON text strictly (StrictJSON): exact integers, no duplicate keys, bounded nesting;
+    /// a malformed or edited file gives an error with line and column, never a trap.
     public static func parse(_ text: String) throws -> JSON {
-        JSON(foundation: try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]))
+        let (value, duplicates) = try StrictJSON.parse(Array(text.utf8))
+        if let d = duplicates.first {
+            throw StrictJSON.ParseError(message: "key '\(d)' appears twice", line: 0, column: 0)
+        }
+        return value
     }
 
     /// Member of an object, nil otherwise.
@@ -117,10 +105,11 @@ extension JSON {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    /// Integers, and whole numbers within Int's range; nil otherwise (never traps).
     public var intValue: Int? {
         switch self {
         case .int(let i): return i
-        case .number(let d) where d == d.rounded(): return Int(d)
+        case .number(let d) where d == d.rounded() && abs(d) < 9.2e18: return Int(d)
         default: return nil
         }
     }
@@ -134,9 +123,3 @@ extension JSON {
     public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
 }
-
-/// NSNumber booleans on Linux are distinguished by their objCType ("c" for Bool).
-private func CFGetTypeIDIfAvailable(_ n: NSNumber) -> Bool {
-    String(cString: n.objCType) == "c" && (n == NSNumber(value: true) || n == NSNumber(value: false))
-}
-#endif

@@ -75,8 +75,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var canonicalJSON: JSON {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self), let obj = try? JSONSerialization.jsonObject(with: data) else { return .null }
-        return JSON(foundation: obj)
+        guard let data = try? encoder.encode(self), let json = try? JSON.parse(String(decoding: data, as: UTF8.self)) else { return .null }
+        return json
     }
 
     public var sha256: String { SHA256.hex(Array(canonicalJSON.serialized().utf8)) }

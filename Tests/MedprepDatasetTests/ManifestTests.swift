@@ -30,7 +30,7 @@ import Testing
         ("name: x\ngeometry: {sise: [1, 2]}", "geometry.sise"),
         ("name: x\ngeometry: {size: [0, 5]}", "geometry.size"),
         ("name: x\ngeometry: {slice_axis: w}", "geometry.slice_axis"),
-        ("name: x\nmaps: {convention: itk}", "maps.convention"),
+        ("name: x\nmaps: {convention: euclid}", "maps.convention"),
         ("name: x\nmaps: {scales: [2, 1]}", "maps.scales"),
         ("name: x\nfolds: {k: 0}", "folds.k"),
         ("name: x\nshard_size: -3", "shard_size"),

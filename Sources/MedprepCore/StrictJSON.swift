@@ -1,4 +1,4 @@
-import MedprepCore
+
 
 /// A strict RFC 8259 parser for index.json (what `verify` must not take on trust): integers are
 /// kept exact (`.int` when they fit in Int, otherwise `.number`), object keys keep their order,
