@@ -20,6 +20,8 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace existing medprep output in OUT.") var force = false
     @Flag(help: "Continue an interrupted run.") var resume = false
     @Flag(help: "Skip cases that cannot be read or normalised (listed in the index) instead of stopping.") var skipBad = false
+    @Flag(help: "Do not run validate's error-level checks first.") var skipValidation = false
+    @Flag(help: "Convert even when validation finds errors.") var allowErrors = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
 
     func validate() throws {
@@ -40,6 +42,8 @@ struct Convert: ParsableCommand {
         opts.force = force
         opts.resume = resume
         opts.skipBad = skipBad
+        opts.skipValidation = skipValidation
+        opts.allowErrors = allowErrors
         opts.part = part.flatMap(parsePart)
         opts.medprepVersion = Medprep.version
         do {

@@ -12,6 +12,7 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Number of 3D cases.") var cases3d = 6
     @Option(help: "Number of 2D cases per 2D dataset.") var cases2d = 8
     @Option(help: "3D volume size x,y,z (z varies by up to +4 per case).") var size3d = "96,96,24"
+    @Flag(help: "Also write datasets with one defective case per validation check (DIR/defects3d, defects2d, defects-inferred).") var defects = false
     @Flag(help: "Replace files a previous synth run wrote.") var force = false
 
     func run() throws {
@@ -26,6 +27,9 @@ struct SynthCommand: ParsableCommand {
         do {
             let dirs = try Synth.write(to: dir, options: opts, overwrite: force)
             for d in dirs { print("wrote \(d) (manifest: \(d)/manifest.yaml)") }
+            if defects {
+                for d in try SynthDefects.write(to: dir, overwrite: force) { print("wrote \(d) (defective cases; expected findings in \(d)/expected.json)") }
+            }
         } catch let e as MedprepError {
             printError(e.description)
             throw ExitCode(1)

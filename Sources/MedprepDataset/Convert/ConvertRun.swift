@@ -12,6 +12,10 @@ public struct ConvertOptions: Sendable {
     public var force = false
     public var resume = false
     public var skipBad = false
+    /// Skip the error-level validation that runs before converting.
+    public var skipValidation = false
+    /// Convert even when validation finds errors (bad cases then fail, or are skipped with skipBad).
+    public var allowErrors = false
     /// (i, n): convert the i-th of n contiguous blocks of cases (0-based).
     public var part: (Int, Int)? = nil
     public var medprepVersion = "0.1.0"
@@ -87,9 +91,21 @@ public final class ConvertRun {
 
     let allCases: [CaseFiles]
 
+    /// Error-level findings of `medprep validate` on this dataset (empty when skipped).
+    public private(set) var validationErrors: [Finding] = []
+
     /// Runs the conversion. Throws on the first bad case unless skipBad.
     public func run() throws -> ConvertSummary {
         let t0 = monotonicNow()
+        if !options.skipValidation {
+            let report = try Validator.checkErrors(manifest: manifest, root: options.datasetRoot, threads: max(1, options.jobs))
+            validationErrors = report.findings.filter { $0.severity == .error }
+            if !validationErrors.isEmpty && !options.allowErrors {
+                let shown = validationErrors.prefix(5).map { "  \($0.code.rawValue): \($0.file ?? $0.caseID ?? "") \($0.message)" }
+                throw MedprepError(.invalidArgument, path: options.datasetRoot,
+                                   "validation found \(validationErrors.count) error(s); no shards were written (run 'medprep validate' for the full report; --allow-errors converts anyway):\n" + shown.joined(separator: "\n"))
+            }
+        }
         try prepareOutput()
         let folds = Folds.assign(ids: allCases.map(\.id), k: manifest.folds.k, seed: manifest.folds.seed)
         let jobs = max(1, options.jobs)
