@@ -41,8 +41,7 @@ if [ "$want_train" = 1 ] && [ -f tools/trainer/pyproject.toml ]; then
   want=$(cat tools/requirements-train.txt tools/trainer/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/medprep-train ]; then
     echo "setup: installing the trainer (PyTorch) into .venv; the first time takes a few minutes" >&2
-    [ -f tools/requirements-train.txt ] && .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements-train.txt
-    .venv/bin/pip install -q --disable-pip-version-check -e tools/trainer
+    .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements-train.txt
     echo "$want" > "$stamp"
   fi
 fi

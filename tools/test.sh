@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift suites (swift test) and the Python oracle tests (pytest against
-# nibabel, Pillow, scipy), after installing what a fresh machine lacks.
+# Runs every test: the Swift suites (swift test), the Python oracle tests (pytest against
+# nibabel, Pillow, scipy, safetensors) and the trainer's tests, after installing what a fresh
+# machine lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh --python
+bash tools/setup.sh --python --train
 
 echo "== swift test" >&2
 mkdir -p .build
@@ -16,4 +17,4 @@ set -e
 
 echo "== pytest" >&2
 swift build -c release >/dev/null
-MEDPREP_BIN="$PWD/.build/release/medprep" .venv/bin/python -m pytest -q tests/python "$@"
+MEDPREP_BIN="$PWD/.build/release/medprep" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python tools/trainer/tests "$@"

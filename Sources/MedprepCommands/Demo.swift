@@ -37,6 +37,7 @@ struct Demo: ParsableCommand {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = ["--index", "\(shards)/synth3d/index.json", "--fold", "0", "--out", "\(out)/train", "--demo-quick"]
+            + (stderrIsTerminal ? [] : ["--no-progress"])
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {

@@ -16,8 +16,9 @@ Work timed (the same maps on every side, all in memory; reading and writing file
       scipy    `distance_transform_edt(~m)*~m - (distance_transform_edt(m) - 1)*m` per class.
   (b) SDF and RRW for all 4 classes of the slice:
       medprep  `maps slice.nii --sdf --rrw --threads 1`;
-      edt      `edt.sdf` per class, plus one multi-label `edt.edt(labels)` for the RRW inside
-               distances (edt's fastest route) and the per-class -d/max(d) in numpy;
+      edt      `edt.sdf` per class, plus one multi-label `edt.edt(labels + 1)` for the RRW inside
+               distances of all classes (edt's fastest route; +1 because edt gives label 0
+               distance 0) and the per-class -d/max(d) in numpy;
       scipy    per class distance_transform_edt(m) and (~m) (the inside EDT reused for RRW).
 
 Goals (single-threaded, ratio = peer time / medprep time): at least 2x `edt` and 20x scipy on
@@ -165,7 +166,8 @@ def main() -> int:
 
         def edt_b():
             sdfs = [edt_lib.sdf(xy == k, parallel=1) for k in range(4)]
-            d = edt_lib.edt(xy, parallel=1)
+            # edt treats label 0 as background (distance 0 there): shift so class 0 is a label too.
+            d = edt_lib.edt(xy.astype(np.uint16) + 1, parallel=1)
             rrws = []
             for k in range(4):
                 m = xy == k

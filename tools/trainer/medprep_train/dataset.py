@@ -1,0 +1,412 @@
+"""Map-style dataset over a medprep shard index (docs/shard-format.md).
+
+Shards are plain safetensors files. Each is memory-mapped lazily, once per process: a
+DataLoader worker (forked or spawned) opens its own maps on first use, so nothing large is
+pickled and the page cache is shared between workers. A sample is one 2D slice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+# safetensors dtype names -> numpy dtypes (little-endian).
+_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+
+#: Augmentations that commute with distance maps (applied identically to image, label, maps).
+SAFE_AUGMENTATIONS = ("flip", "rot90")
+#: Augmentations that touch only the image intensities (maps stay valid).
+INTENSITY_AUGMENTATIONS = ("intensity",)
+#: Augmentations that resample the grid: the precomputed maps are no longer the distance maps
+#: of the transformed label (they are resampled too, approximately), so they warn.
+UNSAFE_AUGMENTATIONS = ("affine",)
+
+
+class MedprepIndexError(ValueError):
+    """A problem with an index or a shard, naming the file and the value."""
+
+
+@dataclass
+class ShardInfo:
+    file: str
+    path: str
+    sha256: str
+    bytes: int
+    sample_count: int
+    first_sample: int
+
+
+@dataclass
+class MedprepIndex:
+    """The parsed index.json."""
+
+    path: str
+    root: str
+    raw: dict
+    classes: List[dict]
+    ordinal: bool
+    maps: dict
+    shards: List[ShardInfo]
+    cases: List[dict]
+    sample_count: int
+    folds_k: int
+    case_of_sample: np.ndarray = field(repr=False)
+
+    @staticmethod
+    def load(path: str) -> "MedprepIndex":
+        if os.path.isdir(path):
+            path = os.path.join(path, "index.json")
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            raise MedprepIndexError(f"index '{path}' does not exist; expected the index.json that 'medprep convert' writes.") from None
+        except json.JSONDecodeError as e:
+            raise MedprepIndexError(f"index '{path}' is not valid JSON: {e}.") from None
+        if raw.get("format") != "medprep-index":
+            raise MedprepIndexError(f"index '{path}' has format '{raw.get('format')}'; expected 'medprep-index'.")
+        if raw.get("format_version") != 1:
+            raise MedprepIndexError(f"index '{path}' has format_version '{raw.get('format_version')}'; this trainer reads version 1.")
+        root = os.path.dirname(os.path.abspath(path))
+        shards = [ShardInfo(file=s["file"], path=os.path.join(root, s["file"]), sha256=s.get("sha256", ""),
+                            bytes=int(s.get("bytes", -1)), sample_count=int(s["sample_count"]),
+                            first_sample=int(s["first_sample"])) for s in raw["shards"]]
+        n = int(raw["sample_count"])
+        case_of_sample = np.full(n, -1, dtype=np.int64)
+        for c in raw["cases"]:
+            r = c["slice_range"]
+            case_of_sample[r["first_sample"]: r["first_sample"] + r["count"]] = c["case_index"]
+        if (case_of_sample < 0).any():
+            first = int(np.argmax(case_of_sample < 0))
+            raise MedprepIndexError(f"index '{path}': sample {first} belongs to no case's slice_range.")
+        folds = raw.get("folds") or {}
+        k = int(folds.get("k", 1 + max((c.get("fold", 0) for c in raw["cases"]), default=0)))
+        return MedprepIndex(path=path, root=root, raw=raw, classes=raw["classes"], ordinal=bool(raw.get("ordinal", False)),
+                            maps=raw.get("maps", {}), shards=shards, cases=raw["cases"], sample_count=n, folds_k=k,
+                            case_of_sample=case_of_sample)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> List[str]:
+        return [c.get("name", str(i)) for i, c in enumerate(self.classes)]
+
+    @property
+    def scales(self) -> List[int]:
+        return [int(s) for s in self.maps.get("scales", [1])]
+
+    def ordinal_ranks(self) -> List[int]:
+        """Each class's ordinal rank (index.json `ordinal_rank`, else its index)."""
+        return [int(c.get("ordinal_rank", i)) for i, c in enumerate(self.classes)]
+
+    def case_folds(self) -> np.ndarray:
+        return np.array([int(c.get("fold", 0)) for c in self.cases], dtype=np.int64)
+
+    def samples_in_folds(self, folds: Iterable[int]) -> np.ndarray:
+        folds = set(int(f) for f in folds)
+        cf = self.case_folds()
+        keep = np.isin(cf[self.case_of_sample], sorted(folds))
+        return np.nonzero(keep)[0]
+
+    def fold_split(self, fold: int):
+        """(train samples, validation samples): train on the k-1 other folds, validate on `fold`."""
+        if not 0 <= fold < self.folds_k:
+            raise MedprepIndexError(f"fold '{fold}' is out of range for index '{self.path}' with k = {self.folds_k} folds (0 ..< {self.folds_k}).")
+        train = self.samples_in_folds([f for f in range(self.folds_k) if f != fold])
+        val = self.samples_in_folds([fold])
+        return train, val
+
+    def verify_checksums(self) -> None:
+        """Check every shard's size and SHA-256 against the index; raise naming the file."""
+        for s in self.shards:
+            if not os.path.exists(s.path):
+                raise MedprepIndexError(f"shard '{s.path}' listed in '{self.path}' does not exist.")
+            size = os.path.getsize(s.path)
+            if s.bytes >= 0 and size != s.bytes:
+                raise MedprepIndexError(f"shard '{s.path}' is {size} bytes; index '{self.path}' says {s.bytes}.")
+            h = hashlib.sha256()
+            with open(s.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    h.update(chunk)
+            if s.sha256 and h.hexdigest() != s.sha256:
+                raise MedprepIndexError(f"shard '{s.path}' has SHA-256 '{h.hexdigest()}'; index '{self.path}' says '{s.sha256}'.")
+
+
+class ShardFile:
+    """One safetensors file, memory-mapped; tensors are numpy views into the map (no copy)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise MedprepIndexError(f"shard '{path}' is shorter than 8 bytes; not a safetensors file.")
+            (n,) = struct.unpack("<Q", head)
+            if n > 100_000_000:
+                raise MedprepIndexError(f"shard '{path}' declares a {n}-byte header; not a safetensors file.")
+            header = json.loads(f.read(n).decode("utf-8"))
+        self.metadata = header.pop("__metadata__", {}) or {}
+        # copy-on-write mapping: pages are shared with the page cache and never written back, and
+        # tensors can view them without a copy (a write lands in a private copy of that page).
+        self._mm = np.memmap(path, dtype=np.uint8, mode="c")
+        base = 8 + n
+        self.tensors: Dict[str, np.ndarray] = {}
+        for name, e in header.items():
+            dt = _DTYPES.get(e["dtype"])
+            if dt is None:
+                raise MedprepIndexError(f"shard '{path}': tensor '{name}' has dtype '{e['dtype']}' this reader does not know.")
+            b, end = e["data_offsets"]
+            shape = tuple(int(x) for x in e["shape"])
+            arr = np.ndarray(shape=shape, dtype=np.dtype(dt), buffer=self._mm, offset=base + b)
+            if arr.nbytes != end - b:
+                raise MedprepIndexError(f"shard '{path}': tensor '{name}' spans {end - b} bytes but shape {list(shape)} of {e['dtype']} needs {arr.nbytes}.")
+            self.tensors[name] = arr
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.tensors[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation
+
+
+def parse_augment(spec: Optional[str]) -> List[str]:
+    """'flip,rot90' -> ['flip', 'rot90']; 'none' or '' -> []."""
+    if spec is None:
+        return list(SAFE_AUGMENTATIONS)
+    items = [s.strip() for s in spec.split(",") if s.strip() and s.strip() != "none"]
+    known = SAFE_AUGMENTATIONS + INTENSITY_AUGMENTATIONS + UNSAFE_AUGMENTATIONS
+    for a in items:
+        if a not in known:
+            raise ValueError(f"augmentation '{a}' is unknown; expected some of {', '.join(known)} (comma-separated) or 'none'.")
+    return items
+
+
+class Augmenter:
+    """Random flips and 90-degree rotations, identical for image, label and every map.
+
+    Flips and quarter turns map the pixel grid onto itself, so the distance maps of the
+    transformed label are the transformed distance maps (they commute). A quarter turn swaps
+    H and W, so it is used only on square slices (a half turn, = two flips, otherwise).
+    At a coarse scale s the maps were computed from label[::s, ::s]; a flip commutes with that
+    sampling only when (H - 1) % s == 0 (resp. W), otherwise the flipped coarse map is off by at
+    most one coarse pixel. The coarse *labels* are always re-derived from the augmented label.
+    """
+
+    def __init__(self, kinds: Sequence[str], shape_hw=None, scales: Sequence[int] = (1,), seed: int = 0):
+        self.kinds = list(kinds)
+        self.seed = seed
+        bad = [k for k in self.kinds if k in UNSAFE_AUGMENTATIONS]
+        if bad:
+            warnings.warn(f"augmentation {', '.join(repr(b) for b in bad)} resamples the grid: the precomputed SDF/RRW maps are "
+                          "resampled with it and are no longer exact distance maps of the augmented label; "
+                          "only flips and 90-degree rotations commute with the maps.", UserWarning, stacklevel=3)
+        if shape_hw is not None and "flip" in self.kinds:
+            h, w = shape_hw
+            off = [s for s in scales if s > 1 and ((h - 1) % s or (w - 1) % s)]
+            if off:
+                warnings.warn(f"flips with deep-supervision maps at scale(s) {off} on {h}x{w} slices: the coarse maps are flipped "
+                              "as stored and may be off by one coarse pixel (coarse labels are exact).", UserWarning, stacklevel=3)
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        if not self.kinds:
+            return sample
+        spatial = [k for k in sample if k == "image" or k == "label" or k.startswith("sdf") or k.startswith("rrw")]
+        if "flip" in self.kinds:
+            if rng.random() < 0.5:
+                for k in spatial:
+                    sample[k] = np.flip(sample[k], axis=-1)
+            if rng.random() < 0.5:
+                for k in spatial:
+                    sample[k] = np.flip(sample[k], axis=-2)
+        if "rot90" in self.kinds:
+            h, w = sample["label"].shape[-2:]
+            turns = int(rng.integers(0, 4))
+            if h != w:
+                turns = 2 * (turns % 2)
+            if turns:
+                for k in spatial:
+                    sample[k] = np.rot90(sample[k], k=turns, axes=(-2, -1))
+        if "intensity" in self.kinds:
+            img = np.asarray(sample["image"], dtype=np.float32)
+            scale = float(rng.uniform(0.9, 1.1))
+            shift = float(rng.uniform(-0.1, 0.1))
+            sample["image"] = img * scale + shift
+        if "affine" in self.kinds:
+            sample = _affine(sample, rng)
+        return sample
+
+
+def _affine(sample: dict, rng: np.random.Generator) -> dict:
+    """Small random rotation (+-15 deg) and scaling (0.9-1.1); maps resampled bilinearly (inexact)."""
+    import torch.nn.functional as F
+
+    angle = math.radians(float(rng.uniform(-15, 15)))
+    scale = float(rng.uniform(0.9, 1.1))
+    theta = torch.tensor([[math.cos(angle) / scale, -math.sin(angle) / scale, 0.0],
+                          [math.sin(angle) / scale, math.cos(angle) / scale, 0.0]], dtype=torch.float32)[None]
+    for k in list(sample):
+        if not (k == "image" or k == "label" or k.startswith("sdf") or k.startswith("rrw")):
+            continue
+        a = torch.from_numpy(np.array(sample[k], dtype=np.float32))
+        a = a[None, None] if a.dim() == 2 else a[None]
+        grid = F.affine_grid(theta, list(a.shape), align_corners=False)
+        mode = "nearest" if k == "label" else "bilinear"
+        pad = "zeros" if k in ("image", "label") else "border"
+        out = F.grid_sample(a, grid, mode=mode, padding_mode=pad, align_corners=False)[0]
+        if k == "label":
+            sample[k] = out[0].round().numpy().astype(sample["label"].dtype)
+        else:
+            sample[k] = out.numpy()
+    return sample
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset
+
+
+def _tensor_f32(v: np.ndarray) -> torch.Tensor:
+    """float32 tensor; a view of the (copy-on-write) map when the array is already contiguous
+    float32, so the only copy is the DataLoader's collation into the batch."""
+    if v.dtype == np.float32 and v.flags.c_contiguous and v.flags.writeable:
+        return torch.from_numpy(v)
+    return torch.from_numpy(np.array(v, dtype=np.float32))
+
+
+class MedprepDataset(Dataset):
+    """One item per slice: a dict of tensors.
+
+    - ``image`` float32 [C, H, W]; ``label`` int64 [H, W];
+    - ``sdf``, ``rrw`` float32 [K, H, W] and ``sdf_s{s}``, ``rrw_s{s}`` for s > 1 (when present and
+      requested); ``label_s{s}`` int64, the label sampled as the coarse maps were: label[::s, ::s];
+    - ``position`` float64 (p = (i + 1) / N), ``case_index``, ``slice_index``, ``slice_count``,
+      ``sample`` (the global sample number).
+
+    Works with any sampler, DistributedSampler included (map-style, ``len`` = selected samples).
+    """
+
+    def __init__(self, index, samples: Optional[Sequence[int]] = None, maps: Sequence[str] = ("sdf", "rrw"),
+                 scales: Optional[Sequence[int]] = None, augment: Optional[str] = "none", verify: bool = False,
+                 seed: int = 0, with_image: bool = True):
+        self.index = index if isinstance(index, MedprepIndex) else MedprepIndex.load(index)
+        if verify:
+            self.index.verify_checksums()
+        self.samples = np.arange(self.index.sample_count) if samples is None else np.asarray(samples, dtype=np.int64)
+        avail = [m for m in ("sdf", "rrw") if self.index.maps.get(m)]
+        self.maps = [m for m in maps if m in avail]
+        idx_scales = self.index.scales
+        self.scales = [s for s in (idx_scales if scales is None else scales) if s in idx_scales]
+        self.with_image = with_image
+        self._starts = np.array([s.first_sample for s in self.index.shards], dtype=np.int64)
+        self._files: Dict[int, ShardFile] = {}
+        self._pid = None
+        self.seed = seed
+        self.epoch = 0
+        shape_hw = None
+        if self.index.shards:
+            shape_hw = tuple(self._shard(0)["label"].shape[-2:])
+            self._files, self._pid = {}, None  # stay lazy: each process maps the shards on first use
+        self.shape_hw = shape_hw
+        self.augmenter = Augmenter(parse_augment(augment), shape_hw=shape_hw, scales=self.scales, seed=seed)
+
+    # pickling for DataLoader workers: drop the maps, each worker reopens its own.
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_files"] = {}
+        d["_pid"] = None
+        return d
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the augmentation draws from epoch to epoch (deterministic per sample and epoch)."""
+        self.epoch = int(epoch)
+
+    def _shard(self, k: int) -> ShardFile:
+        pid = os.getpid()
+        if self._pid != pid:
+            self._files = {}
+            self._pid = pid
+        f = self._files.get(k)
+        if f is None:
+            info = self.index.shards[k]
+            if not os.path.exists(info.path):
+                raise MedprepIndexError(f"shard '{info.path}' listed in '{self.index.path}' does not exist.")
+            f = ShardFile(info.path)
+            self._files[k] = f
+        return f
+
+    def locate(self, j: int):
+        k = int(np.searchsorted(self._starts, j, side="right") - 1)
+        return k, j - int(self._starts[k])
+
+    def __len__(self) -> int:
+        return int(len(self.samples))
+
+    def raw(self, i: int) -> dict:
+        """Sample i as numpy arrays (views into the map where possible), before augmentation."""
+        j = int(self.samples[i])
+        k, r = self.locate(j)
+        f = self._shard(k)
+        out = {"sample": j}
+        if self.with_image:
+            out["image"] = f["image"][r]
+        out["label"] = f["label"][r]
+        for m in self.maps:
+            for s in self.scales:
+                name = m if s == 1 else f"{m}_s{s}"
+                if name in f:
+                    out[name] = f[name][r]
+        for name in ("position", "case_index", "slice_index", "slice_count"):
+            if name in f:
+                out[name] = f[name][r]
+        return out
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.raw(i)
+        rng = np.random.default_rng([self.seed, self.epoch, int(s["sample"])])
+        s = self.augmenter(s, rng)
+        out = {}
+        for k, v in s.items():
+            if isinstance(v, np.ndarray) and v.ndim > 0:
+                if k == "label":
+                    out[k] = torch.from_numpy(np.array(v, dtype=np.int64))
+                else:
+                    out[k] = _tensor_f32(v)
+            else:
+                if k == "position":
+                    out[k] = torch.tensor(float(v), dtype=torch.float64)
+                else:
+                    out[k] = torch.tensor(int(v), dtype=torch.int64)
+        for sc in self.scales:
+            if sc > 1:
+                out[f"label_s{sc}"] = out["label"][::sc, ::sc].contiguous()
+        return out
+
+
+def make_fold_datasets(index_path: str, fold: int, augment: str = "flip,rot90", maps=("sdf", "rrw"), scales=None,
+                       verify: bool = False, seed: int = 0):
+    """(train dataset, validation dataset) for a fold; augmentation only on the training set."""
+    index = MedprepIndex.load(index_path)
+    if verify:
+        index.verify_checksums()
+    tr, va = index.fold_split(fold)
+    train = MedprepDataset(index, tr, maps=maps, scales=scales, augment=augment, seed=seed)
+    val = MedprepDataset(index, va, maps=maps, scales=scales, augment="none", seed=seed)
+    return train, val
