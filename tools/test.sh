@@ -17,4 +17,13 @@ set -e
 
 echo "== pytest" >&2
 swift build -c release >/dev/null
-MEDPREP_BIN="$PWD/.build/release/medprep" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python tools/trainer/tests "$@"
+export MEDPREP_BIN="$PWD/.build/release/medprep"
+# Two runs: each suite has its own conftest.py.
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/python "$@"
+rc_oracle=$?
+echo "== pytest (trainer)" >&2
+.venv/bin/python -m pytest -q -p no:cacheprovider tools/trainer/tests "$@"
+rc_trainer=$?
+set -e
+[ "$rc_oracle" -eq 0 ] && [ "$rc_trainer" -eq 0 ]

@@ -11,7 +11,7 @@ Inputs (generated here, deterministic; written with nibabel as uint8 NIfTI):
 Work timed (the same maps on every side, all in memory; reading and writing files excluded):
   (a) every class's signed distance map, 3D:
       medprep  `maps vol.nii --sdf --3d --threads T`, compute time reported by the binary
-               (`--timing --json`, best of --repeat runs in one process);
+               (`--timing --json`); T = 1 and 2 alternate, best of 2 x --repeat runs each;
       edt      `edt.sdf(labels == k, parallel=1)` for k = 0..3;
       scipy    `distance_transform_edt(~m)*~m - (distance_transform_edt(m) - 1)*m` per class.
   (b) SDF and RRW for all 4 classes of the slice:
@@ -140,8 +140,13 @@ def main() -> int:
         lab = volume_labels()
         xyz = save_nifti(lab, tmp / "vol.nii")
         print(f"(a) 256x256x128 volume, 4 labels, every class's 3D signed distance map")
-        ours1, wall1, _ = run_medprep(args.medprep, tmp / "vol.nii", tmp / "a1", ["--sdf", "--3d"], 1, args.repeat)
-        ours2, wall2, _ = run_medprep(args.medprep, tmp / "vol.nii", tmp / "a2", ["--sdf", "--3d"], 2, args.repeat)
+        # 1 and 2 threads alternate (best of each), so a burst of load on the machine hits both.
+        best1 = best2 = (float("inf"), 0.0)
+        for _ in range(max(1, args.repeat)):
+            r1 = run_medprep(args.medprep, tmp / "vol.nii", tmp / "a1", ["--sdf", "--3d"], 1, 2)
+            r2 = run_medprep(args.medprep, tmp / "vol.nii", tmp / "a2", ["--sdf", "--3d"], 2, 2)
+            best1, best2 = min(best1, r1[:2]), min(best2, r2[:2])
+        (ours1, wall1), (ours2, wall2) = best1, best2
         t_edt = None
         if edt_lib is not None:
             t_edt, _ = best(lambda: [edt_lib.sdf(xyz == k, parallel=1) for k in range(4)], args.repeat)

@@ -161,7 +161,10 @@ public enum CaseProcessor {
                 var sdf: [Int: [Float]] = [:], rrw: [Int: [Float]] = [:]
                 if !scales.isEmpty {
                     let grid = try MapGrid(dims: [lab.width, lab.height], spacing: [colSpacing, rowSpacing])
-                    let opts = DistanceMapOptions(sdf: m.maps.sdf ? convention : nil, rrw: m.maps.rrw, units: units, threads: 1)
+                    // A class filling the whole slice is measured as scipy does on the [H, W] array
+                    // a reader gets from the shard: to a virtual pixel before the first row.
+                    let opts = DistanceMapOptions(sdf: m.maps.sdf ? convention : nil, rrw: m.maps.rrw, units: units,
+                                                  virtualVoxelAxis: .last, threads: 1)
                     for (s, r) in try DistanceMaps.multiScale(labels: lab.values, grid: grid, classes: Array(0..<plan.classCount),
                                                                 scales: scales, options: opts) {
                         if let v = r.sdf { sdf[s] = v }

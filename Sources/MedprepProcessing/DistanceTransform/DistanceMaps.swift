@@ -113,7 +113,7 @@ public enum DistanceMaps {
         if case .slices(let axis) = options.mode, !(0...2).contains(axis) {
             throw MedprepError(.invalidArgument, "slice axis '\(axis)' must be 0 (x), 1 (y) or 2 (z).")
         }
-        let keys = classKeys(labels, classes: classes)
+        let keys = classKeys(labels, classes: classes, threads: options.threads)
         let K = classes.count, N = grid.count
         // Every element is written below (each class block is filled, computed or scattered).
         func uninitialized() -> [Float] { [Float](unsafeUninitializedCapacity: K * N) { _, n in n = K * N } }
@@ -133,7 +133,7 @@ public enum DistanceMaps {
                 }
             }
         }
-        let summaries = summarize(keys: keys, classes: classes, N: N, sdf: sdf, rrw: rrw)
+        let summaries = summarize(keys: keys, classes: classes, N: N, sdf: sdf, rrw: rrw, threads: options.threads)
         return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, summaries: summaries)
     }
 
@@ -179,17 +179,28 @@ public enum DistanceMaps {
     // MARK: - internals
 
     /// Class index per voxel (0..<K), K for a label outside the class list.
-    static func classKeys(_ labels: [Int32], classes: [Int]) -> [UInt16] {
+    static func classKeys(_ labels: [Int32], classes: [Int], threads: Int = 1) -> [UInt16] {
         let other = UInt16(classes.count)
         let lo = classes.min()!, hi = classes.max()!
+        let n = labels.count
         if hi - lo < 1 << 20 {
             var table = [UInt16](repeating: other, count: hi - lo + 1)
             for (i, c) in classes.enumerated() { table[c - lo] = UInt16(i) }
-            return table.withUnsafeBufferPointer { t in
-                labels.map { v -> UInt16 in
-                    let i = Int(v) &- lo
-                    return i >= 0 && i < t.count ? t[i] : other
+            return [UInt16](unsafeUninitializedCapacity: n) { out, filled in
+                let o = SendableBox(out.baseAddress!)
+                table.withUnsafeBufferPointer { t in
+                    labels.withUnsafeBufferPointer { l in
+                        let tb = SendableBox(t), lb = SendableBox(l.baseAddress!)
+                        parallelChunks((n + 65535) / 65536, threads: threads) { r in
+                            let t = tb.value, l = lb.value, o = o.value
+                            for i in (r.lowerBound * 65536)..<Swift.min(r.upperBound * 65536, n) {
+                                let j = Int(l[i]) &- lo
+                                o[i] = j >= 0 && j < t.count ? t[j] : other
+                            }
+                        }
+                    }
                 }
+                filled = n
             }
         }
         var dict = [Int: UInt16]()
@@ -258,16 +269,43 @@ public enum DistanceMaps {
         }
     }
 
-    static func summarize(keys: [UInt16], classes: [Int], N: Int, sdf: [Float]?, rrw: [Float]?) -> [ClassMapSummary] {
+    static func summarize(keys: [UInt16], classes: [Int], N: Int, sdf: [Float]?, rrw: [Float]?,
+                          threads: Int = 1) -> [ClassMapSummary] {
         var counts = [Int](repeating: 0, count: classes.count + 1)
         for k in keys { counts[Int(k)] += 1 }
-        func range(_ a: [Float]?, _ k: Int) -> (Float?, Float?) {
-            guard let a, N > 0 else { return (nil, nil) }
-            return a.withUnsafeBufferPointer { minMax($0.baseAddress! + k * N, N) }
+        // Min and max per class, over fixed chunks in parallel (min/max do not depend on order).
+        func ranges(_ a: [Float]?) -> [(Float?, Float?)] {
+            guard let a, N > 0 else { return classes.map { _ in (nil, nil) } }
+            let K = classes.count, chunk = 1 << 18
+            let perClass = (N + chunk - 1) / chunk
+            var part = [Float](repeating: 0, count: 2 * K * perClass)
+            a.withUnsafeBufferPointer { ab in
+                part.withUnsafeMutableBufferPointer { pb in
+                    let src = SendableBox(ab.baseAddress!), dst = SendableBox(pb.baseAddress!)
+                    parallelChunks(K * perClass, threads: threads) { r in
+                        for t in r {
+                            let k = t / perClass, c = t % perClass
+                            let lo = c * chunk, hi = Swift.min(N, lo + chunk)
+                            let (mn, mx) = minMax(src.value + k * N + lo, hi - lo)
+                            dst.value[2 * t] = mn
+                            dst.value[2 * t + 1] = mx
+                        }
+                    }
+                }
+            }
+            return (0..<K).map { k in
+                var mn = Float.infinity, mx = -Float.infinity
+                for c in 0..<perClass {
+                    mn = Swift.min(mn, part[2 * (k * perClass + c)])
+                    mx = Swift.max(mx, part[2 * (k * perClass + c) + 1])
+                }
+                return (mn, mx)
+            }
         }
+        let sr = ranges(sdf), rr = ranges(rrw)
         return classes.enumerated().map { k, c in
-            let (smin, smax) = range(sdf, k), (rmin, rmax) = range(rrw, k)
-            return ClassMapSummary(classValue: c, voxels: counts[k], sdfMin: smin, sdfMax: smax, rrwMin: rmin, rrwMax: rmax)
+            ClassMapSummary(classValue: c, voxels: counts[k], sdfMin: sr[k].0, sdfMax: sr[k].1,
+                            rrwMin: rr[k].0, rrwMax: rr[k].1)
         }
     }
 

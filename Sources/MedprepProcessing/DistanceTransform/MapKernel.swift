@@ -38,7 +38,7 @@ enum MapKernel {
                     continue
                 }
                 let key = UInt16(k)
-                for i in 0..<N { bin[i] = keys[i] == key ? 1 : 0 }
+                ctx.binary(keys: keys, key: key, into: bin)
                 switch conv {
                 case .boundary, .plain:
                     let offset = conv == .boundary ? ctx.boundaryOffset : 0
@@ -84,6 +84,15 @@ enum MapKernel {
         var boundaryOffset: Double {
             let axes = (0..<3).filter { dims[$0] > 1 }
             return (axes.isEmpty ? [0, 1, 2] : axes).map { spacing[$0] }.min()!
+        }
+
+        /// bin[i] = 1 where keys[i] == key, else 0.
+        func binary(keys: UnsafePointer<UInt16>, key: UInt16, into bin: UnsafeMutablePointer<UInt8>) {
+            let k = SendableBox(keys), b = SendableBox(bin)
+            chunks { r in
+                let keys = k.value, bin = b.value
+                for i in r { bin[i] = keys[i] == key ? 1 : 0 }
+            }
         }
 
         /// Parallel loop over voxel ranges (each range written by one worker).
