@@ -2,6 +2,9 @@ import ArgumentParser
 import MedprepCore
 import MedprepDataset
 import MedprepIO
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `medprep validate DATASET`: annotation and geometry consistency checks, every case, one
 /// report. Exit status: 0 no errors, 1 errors (with --strict: errors or warnings), 2 usage.
@@ -16,16 +19,18 @@ struct Validate: ParsableCommand {
             """)
 
     @Argument(help: "Dataset folder.") var dataset: String
-    @Option(help: "Manifest (YAML or JSON); default DATASET/manifest.yaml, then DATASET/dataset.json.") var manifest: String?
-    @Option(name: .customLong("json"), help: "Write the full report as JSON to this file ('-' for stdout).") var jsonPath: String?
-    @Option(help: "Write one PNG per flagged case into this folder.") var thumbnails: String?
+    @Option(help: ArgumentHelp("Manifest (YAML or JSON); default DATASET/manifest.yaml, then DATASET/dataset.json.", valueName: "file"))
+    var manifest: String?
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write the full report as JSON to this file ('-' for stdout).", valueName: "report"))
+    var jsonPath: String?
+    @Option(help: ArgumentHelp("Write one PNG per flagged case into this folder.", valueName: "dir")) var thumbnails: String?
     @Flag(help: "Warnings also make the exit status 1.") var strict = false
     @Flag(help: "Run only the error-level checks (what convert runs first; integer images are not read).") var errorsOnly = false
     @Option(help: "Connectivity for components: 6 or 26 in 3D (4 or 8 in 2D; either spelling works).") var connectivity = 26
     @Option(help: "Components smaller than this many voxels (pixels in 2D) are reported.") var minComponent = 10
     @Option(help: "Cases checked concurrently (default: cores).") var threads = defaultThreadCount
     @Option(help: "Worst findings shown per code in the text report.") var examples = 3
-    @Flag(help: "Print only the summary lines, not the findings.") var quiet = false
+    @Flag(help: "Print only the summary and the number of findings per code, not the findings themselves.") var quiet = false
 
     func usage(_ message: String) -> ExitCode {
         printError(message)
@@ -50,6 +55,13 @@ struct Validate: ParsableCommand {
         } catch let e as MedprepError {
             throw usage(e.description)
         }
+        #if canImport(Glibc)
+        // Each case allocates and frees voxel-sized buffers; keep freed memory for the next case
+        // instead of returning it to the kernel and faulting it in again (a third of the time on
+        // large volumes). Peak memory is unchanged: it is still one case per thread.
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, Int32.max)
+        #endif
         let bar = ProgressBar(total: validator.dataset.cases.count, label: "validate")
         let report = validator.run(threads: threads) { _, _ in bar.advance() }
         bar.finish()
@@ -65,9 +77,14 @@ struct Validate: ParsableCommand {
         }
         if jsonPath != "-" {
             let text = report.text(examplesPerCode: quiet ? 0 : examples, strict: strict)
-            print(quiet ? text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix(" ") && !$0.isEmpty }.joined(separator: "\n") : text)
+            print(text)
         }
         let code = report.exitCode(strict: strict)
         if code != 0 { throw ExitCode(code) }
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `int mallopt(int, int)` (malloc.h is not in the Glibc module map).
+@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif

@@ -58,12 +58,16 @@ public enum VoxelBuffer: Sendable, Equatable {
     public func withDoubles(chunk: Int = 65536, _ body: (UnsafeBufferPointer<Double>) -> Void) {
         func run<T>(_ a: [T], _ conv: (T) -> Double) {
             var tmp = [Double](repeating: 0, count: Swift.min(chunk, a.count))
-            var start = 0
-            while start < a.count {
-                let end = Swift.min(start + chunk, a.count)
-                for i in start..<end { tmp[i - start] = conv(a[i]) }
-                tmp.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<(end - start)])) }
-                start = end
+            a.withUnsafeBufferPointer { src in
+                tmp.withUnsafeMutableBufferPointer { t in
+                    var start = 0
+                    while start < src.count {
+                        let end = Swift.min(start + chunk, src.count)
+                        for i in start..<end { t[i - start] = conv(src[i]) }
+                        body(UnsafeBufferPointer(rebasing: t[0..<(end - start)]))
+                        start = end
+                    }
+                }
             }
         }
         switch self {

@@ -94,6 +94,7 @@ enum ValidationFixtures {
 
     @Test func thumbnailsAreWrittenForFlaggedCases() throws {
         let out = ValidationFixtures.tempDir("thumbs")
+        defer { try? FileManager.default.removeItem(atPath: out) }
         var o = ValidationOptions()
         o.thumbnailsDirectory = out
         let report = try Validator(root: ValidationFixtures.root + "/defects2d", manifestPath: nil, options: o).run(threads: 2)
@@ -116,6 +117,7 @@ enum ValidationFixtures {
     /// The clean synthetic datasets yield no findings at all.
     @Test func cleanSyntheticDatasetsYieldNothing() throws {
         let dir = ValidationFixtures.tempDir("synth")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         var o = Synth.Options()
         o.cases3D = 3
         o.cases2D = 3
@@ -130,6 +132,7 @@ enum ValidationFixtures {
 
     @Test func emptyDatasetIsNoCases() throws {
         let dir = ValidationFixtures.tempDir("empty")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileIO.writeAtomically(Array("name: e\ncases: {images: 'img/{id}.png', mask: 'msk/{id}.png'}\nlabels: {classes: [{name: bg}, {name: fg}]}\n".utf8),
                                    to: dir + "/manifest.yaml")
         let report = try Validator(root: dir, manifestPath: nil).run()
@@ -139,11 +142,13 @@ enum ValidationFixtures {
 
     @Test func folderWithoutAnythingIsAUsageError() throws {
         let dir = ValidationFixtures.tempDir("nothing")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(throws: MedprepError.self) { try Validator(root: dir, manifestPath: nil) }
     }
 
     @Test func nestedMasksThatAreNotNested() throws {
         let dir = ValidationFixtures.tempDir("nested")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         for sub in ["img", "a", "b"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
         let (w, h) = (24, 24)
         func png(_ px: [UInt8], _ path: String) throws {
@@ -246,6 +251,45 @@ enum ValidationFixtures {
             }
             #expect(s.holes.reduce(0) { $0 + $1.size } == brute.count)
         }
+    }
+
+    /// Cropping to the foreground's box changes nothing but speed.
+    @Test(arguments: [Grid(nx: 20, ny: 17, nz: 9), Grid(nx: 40, ny: 33, nz: 1)])
+    func croppedAnalysisEqualsFullGrid(_ g: Grid) {
+        for seed in 0..<3 {
+            var codes = [UInt16](repeating: 0, count: g.count)
+            var rng = SplitMix64(seed: 300 + UInt64(seed))
+            for v in 0..<g.count {
+                let c = g.coords(v)
+                if (3..<(g.nx - 4)).contains(c[0]) && (2..<(g.ny - 5)).contains(c[1]) && (g.is2D || (1..<(g.nz - 2)).contains(c[2])) {
+                    codes[v] = rng.unit() < 0.8 ? UInt16(rng.next() % 4) : 0
+                }
+            }
+            let a = MaskStructure.analyse(codes: codes, grid: g, classCount: 4, ordinal: true, full: true, minComponentSize: 3, sliceAxis: g.is2D ? 2 : 1)
+            let b = MaskStructure.analyseGrid(codes: codes, grid: g, classCount: 4, ordinal: true, full: true, minComponentSize: 3, sliceAxis: g.is2D ? 2 : 1)
+            #expect(a.components.map { "\($0.cls) \($0.size) \($0.first)" }.sorted() == b.components.map { "\($0.cls) \($0.size) \($0.first)" }.sorted())
+            #expect(a.contactFaces == b.contactFaces && a.transitions == b.transitions && a.contactVoxels == b.contactVoxels)
+            #expect(a.worstSlice?.index == b.worstSlice?.index && a.worstSlice?.faces == b.worstSlice?.faces)
+            #expect(a.holes.map { "\($0.size) \($0.first) \($0.level)" }.sorted() == b.holes.map { "\($0.size) \($0.first) \($0.level)" }.sorted())
+            #expect(a.nesting.count == b.nesting.count && a.marks == b.marks)
+        }
+    }
+
+    @Test func imageStatsMatchTwoPassFormula() {
+        var rng = SplitMix64(seed: 9)
+        let raw = (0..<5000).map { _ in Int16(20000 + Int(rng.next() % 4000)) }
+        let img = MedicalImage(format: .nifti1, dims: [50, 100], spacing: [1, 1], affine: .identity, affineSource: .sform,
+                               scaling: IntensityScaling(slope: -0.5, intercept: 3), voxels: .int16(raw))
+        let v = raw.map { Double($0) * -0.5 + 3 }
+        let mean = v.reduce(0, +) / Double(v.count)
+        let std = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
+        let s = ImageChecks.stats(img)
+        #expect(s.count == 5000 && abs(s.mean - mean) < 1e-9 && abs(s.std - std) < 1e-9)
+        #expect(s.min == v.min()! && s.max == v.max()!)
+        let f = MedicalImage(format: .nifti1, dims: [3], spacing: [1], affine: .identity, affineSource: .sform,
+                             voxels: .float32([1, .nan, 3]))
+        #expect(ImageChecks.stats(f) == ImageChecks.Stats(count: 2, mean: 2, std: 1, min: 1, max: 3))
+        #expect(ImageChecks.nonFinite(f).nan == 1)
     }
 
     @Test func contactCountsFacesBetweenFarClasses() {

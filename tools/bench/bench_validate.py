@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -104,13 +105,17 @@ def ensure_nnunet(venv: Path) -> tuple[Path, dict]:
     return py, env
 
 
-def time_nnunet(py: Path, env: dict, folder: Path) -> tuple[float, str]:
+def time_nnunet(py: Path, env: dict, folder: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its worker, stdout)."""
     code = (
-        "import time, sys\n"
+        "import time, sys, resource\n"
         "from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity\n"
-        "t = time.perf_counter()\n"
+        "def cpu():\n"
+        "    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime\n"
+        "t, c = time.perf_counter(), cpu()\n"
         f"verify_dataset_integrity({str(folder)!r}, num_processes=1)\n"
-        "print('BENCH_SECONDS', time.perf_counter() - t)\n"
+        "print('BENCH_SECONDS', time.perf_counter() - t, cpu() - c)\n"
     )
     scratch = folder.parent / "nnunet-paths"
     for k in ["nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"]:
@@ -118,18 +123,24 @@ def time_nnunet(py: Path, env: dict, folder: Path) -> tuple[float, str]:
     proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"nnU-Net failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    seconds = float(next(l for l in proc.stdout.splitlines() if l.startswith("BENCH_SECONDS")).split()[1])
-    return seconds, proc.stdout
+    fields = next(l for l in proc.stdout.splitlines() if l.startswith("BENCH_SECONDS")).split()
+    return float(fields[1]), float(fields[2]), proc.stdout
 
 
-def time_medprep(binary: Path, folder: Path, threads: int, report: Path) -> tuple[float, dict]:
-    t0 = time.perf_counter()
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def time_medprep(binary: Path, folder: Path, threads: int, report: Path) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds, report)."""
+    c0, t0 = children_cpu(), time.perf_counter()
     proc = subprocess.run([str(binary), "validate", str(folder), "--json", str(report), "--threads", str(threads), "--quiet"],
                           capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, children_cpu() - c0
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"medprep validate failed ({proc.returncode}): {proc.stderr}")
-    return seconds, json.loads(report.read_text())
+    return seconds, cpu, json.loads(report.read_text())
 
 
 def warm(folder: Path) -> int:
@@ -161,32 +172,38 @@ def main() -> int:
                         "--size3d", args.size3d, "--force"], check=True, capture_output=True)
         folder = work / "data" / "synth3d"
         nbytes = warm(folder)
-        nn_seconds, nn_out = time_nnunet(py, env, folder)
-        mp1, doc = time_medprep(args.medprep, folder, 1, work / "report-1.json")
-        mpn, _ = time_medprep(args.medprep, folder, args.threads, work / "report-n.json")
+        nn_seconds, nn_cpu, nn_out = time_nnunet(py, env, folder)
+        mp1, mp1_cpu, doc = time_medprep(args.medprep, folder, 1, work / "report-1.json")
+        mpn, mpn_cpu, _ = time_medprep(args.medprep, folder, args.threads, work / "report-n.json")
         codes = json.loads((ROOT / "Schemas" / "validation-report.schema.json").read_text())["$defs"]["code"]["enum"]
+        load = os.getloadavg()[0]
         result = {
-            "cases": args.cases, "size3d": args.size3d, "bytes_on_disk": nbytes,
-            "nnunet_seconds": nn_seconds,
-            "medprep_seconds_1_thread": mp1, "medprep_seconds": mpn, "medprep_threads": args.threads,
-            "ratio_1_thread": nn_seconds / mp1, "ratio": nn_seconds / mpn,
+            "cases": args.cases, "size3d": args.size3d, "bytes_on_disk": nbytes, "load_average": load,
+            "nnunet_seconds": nn_seconds, "nnunet_cpu_seconds": nn_cpu,
+            "medprep_seconds_1_thread": mp1, "medprep_cpu_seconds_1_thread": mp1_cpu,
+            "medprep_seconds": mpn, "medprep_cpu_seconds": mpn_cpu, "medprep_threads": args.threads,
+            "ratio_1_thread": nn_seconds / mp1, "ratio": nn_seconds / mpn, "cpu_ratio": nn_cpu / mp1_cpu,
             "medprep_findings": len(doc["findings"]), "nnunet_ok": "verify_dataset_integrity Done" in nn_out,
             "medprep_check_codes": len(codes), "nnunet_checks": len(NNUNET_CHECKS),
         }
         if args.json:
             print(json.dumps(result))
         else:
-            print(f"dataset: {args.cases} cases of {args.size3d} (nnU-Net raw layout), {nbytes / 1e6:.1f} MB on disk")
-            print(f"nnU-Net verify_dataset_integrity (1 process): {nn_seconds:.3f} s")
-            print(f"medprep validate --threads 1:                 {mp1:.3f} s   ratio {nn_seconds / mp1:.1f}x")
-            print(f"medprep validate --threads {args.threads}:                 {mpn:.3f} s   ratio {nn_seconds / mpn:.1f}x")
+            print(f"dataset: {args.cases} cases of {args.size3d} (nnU-Net raw layout), {nbytes / 1e6:.1f} MB on disk; "
+                  f"load average {load:.1f} on {os.cpu_count()} cores")
+            print(f"                                              wall        CPU")
+            print(f"nnU-Net verify_dataset_integrity (1 process): {nn_seconds:7.3f} s  {nn_cpu:7.3f} s")
+            print(f"medprep validate --threads 1:                 {mp1:7.3f} s  {mp1_cpu:7.3f} s   "
+                  f"ratio {nn_seconds / mp1:.1f}x wall, {nn_cpu / mp1_cpu:.1f}x CPU")
+            print(f"medprep validate --threads {args.threads}:                 {mpn:7.3f} s  {mpn_cpu:7.3f} s   "
+                  f"ratio {nn_seconds / mpn:.1f}x wall")
             print(f"findings: medprep {len(doc['findings'])}, nnU-Net {'none (Done)' if result['nnunet_ok'] else 'see output'}")
             print(f"\nnnU-Net checks ({len(NNUNET_CHECKS)}):")
             for c in NNUNET_CHECKS:
                 print(f"  - {c}")
             print(f"\nmedprep checks ({len(codes)} codes, docs/validate.md): " + ", ".join(codes))
-            print(f"\ngoal >= 5x: {'met' if nn_seconds / mp1 >= 5 else 'NOT met'} single-threaded, "
-                  f"{'met' if nn_seconds / mpn >= 5 else 'NOT met'} with {args.threads} threads")
+            print(f"\ngoal >= 5x: {'met' if nn_seconds / mp1 >= 5 else 'NOT met'} single-threaded (wall), "
+                  f"{'met' if nn_seconds / mpn >= 5 else 'NOT met'} with {args.threads} threads (wall)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,7 @@ struct CaseResult: Sendable {
     var classValues: [MaskCodes.Raw]? = nil
     var structureChecked = false
     /// Statistics of each image channel file (nil when it was not read).
-    var imageStats: [RunningStats?] = []
+    var imageStats: [ImageChecks.Stats?] = []
     var contentHash: String? = nil
     var thumbnail: String? = nil
 }
@@ -56,7 +56,7 @@ struct CaseValidator: Sendable {
 
     func run(_ files: CaseFiles, needsImageData: Bool) -> CaseOutput {
         var r = CaseResult(id: files.id, images: files.images, mask: files.mask, nestedMasks: files.nestedMasks)
-        r.imageStats = [RunningStats?](repeating: nil, count: files.images.count)
+        r.imageStats = [ImageChecks.Stats?](repeating: nil, count: files.images.count)
         let id = files.id
         var decoded: [String: MedicalImage] = [:]
         var marks: [Int32] = []
@@ -192,7 +192,7 @@ struct CaseValidator: Sendable {
                 }
             }
             if options.scope == .all {
-                r.imageStats[c] = RunningStats.of(img)
+                r.imageStats[c] = ImageChecks.stats(img)
                 hashes.append(ImageChecks.contentHash(img))
             }
             if c == 0 { firstImage = img }
@@ -212,6 +212,7 @@ struct CaseValidator: Sendable {
     func maskValues(_ mask: MedicalImage, path: String, caseID id: String, grid: Grid)
         -> (MaskCodes?, Bool, [Finding], [Int32]) {
         var out: [Finding] = []
+        let unit = grid.is2D ? "pixels" : "voxels"
         let decoder = MaskDecoder(labels: labels)
         var mc: MaskCodes
         do {
@@ -234,9 +235,9 @@ struct CaseValidator: Sendable {
         let undeclaredList = mc.undeclaredValues.enumerated().map { ($0.element, mc.undeclaredCounts[$0.offset]) }
             .sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0.text < $1.0.text) }
         func listText(_ items: [(MaskCodes.Raw, Int)], _ limit: Int = 8) -> String {
-            var parts = items.prefix(limit).map { "\($0.0.text) (\($0.1) voxels)" }
+            var parts = items.prefix(limit).map { "\($0.0.text) (\($0.1) \(unit))" }
             if items.count > limit { parts.append("and \(items.count - limit) more") }
-            if mc.undeclaredCounts.last! > 0 { parts.append("\(mc.undeclaredCounts.last!) voxels of further values") }
+            if mc.undeclaredCounts.last! > 0 { parts.append("\(mc.undeclaredCounts.last!) \(unit) of further values") }
             return parts.joined(separator: ", ")
         }
         let valuesJSON = JSON.array(undeclaredList.prefix(64).map { .object([("value", $0.0.json), ("voxels", .int($0.1))]) })
@@ -271,7 +272,7 @@ struct CaseValidator: Sendable {
             }
             out.append(Finding(
                 .maskJPEG, case: id, file: path,
-                "mask is a JPEG: lossy compression left \(undeclared) pixels (\(GeometryChecks.fmt(100 * Double(undeclared) / Double(total), 2))%) off the class values\(declaredMode ? ", which medprep snaps to the nearest class" : "").",
+                "mask is a JPEG: lossy compression left \(undeclared) \(unit) (\(GeometryChecks.fmt(100 * Double(undeclared) / Double(total), 2))%) off the class values\(declaredMode ? ", which medprep snaps to the nearest class" : "").",
                 fix: "store masks losslessly (PNG); re-export from the annotation tool rather than converting the JPEG",
                 details: [("off_value_pixels", .int(undeclared))], magnitude: Double(undeclared)))
             hasNonInteger = false
@@ -311,7 +312,7 @@ struct CaseValidator: Sendable {
                 let values = undeclaredList.map(\.0.text)
                 out.append(Finding(
                     .maskAntialiased, case: id, file: path,
-                    "\(undeclared) voxels (\(GeometryChecks.fmt(100 * Double(undeclared) / Double(total), 2))%) hold in-between values \(values.prefix(6).joined(separator: ", "))\(values.count > 6 ? "…" : "") and \(GeometryChecks.fmt(100 * edgeShare, 1))% of them lie on class edges: the mask was anti-aliased, smoothed or resampled with linear interpolation.",
+                    "\(undeclared) \(unit) (\(GeometryChecks.fmt(100 * Double(undeclared) / Double(total), 2))%) hold in-between values \(values.prefix(6).joined(separator: ", "))\(values.count > 6 ? "…" : ""), and \(GeometryChecks.fmt(100 * edgeShare, 1))% of them lie on class edges: the mask was anti-aliased, smoothed or resampled with linear interpolation.",
                     fix: "re-export the mask without anti-aliasing (nearest-neighbour), or set each voxel to the nearest class value",
                     details: [("voxels", .int(undeclared)), ("edge_share", .number(edgeShare)), ("values", valuesJSON)],
                     magnitude: Double(undeclared)))
@@ -328,7 +329,7 @@ struct CaseValidator: Sendable {
                 let target = mc.classValues.count > 1 ? mc.classValues[1].text : "1"
                 out.append(Finding(
                     .mask0255, case: id, file: path,
-                    "mask values are 0 and \(big) (\(undeclared) voxels of \(big)) but the classes declare \(declaredText): a 0/\(big) image mask.",
+                    "mask values are 0 and \(big) (\(undeclared) \(unit) of \(big)) but the classes declare \(declaredText): a 0/\(big) image mask.",
                     fix: "remap \(big) to \(target) (e.g. mask // \(big)), or declare value \(big) for class \(className(1, values: mc.classValues))",
                     details: [("value", .number(undeclaredNumbers[0])), ("voxels", .int(undeclared)), ("remap_to", .string(target))],
                     magnitude: Double(undeclared)))
@@ -413,7 +414,7 @@ struct CaseValidator: Sendable {
         if foreground == 0 {
             r.findings.append(Finding(
                 .maskEmpty, case: id, file: path,
-                "mask has no foreground: all \(grid.count) voxels are \(names(0)).",
+                "mask has no foreground: all \(grid.count) \(grid.is2D ? "pixels" : "voxels") are \(names(0)).",
                 fix: "check that this is the right mask; drop the case, or keep it on purpose as a negative example",
                 details: [("voxels", .int(grid.count))], magnitude: 1))
             return nil

@@ -72,6 +72,10 @@ struct MaskStructure {
         let offs = Neighbourhood.offsets(g, full: full, backward: true)
         let pdeltas = offs.map { pc.delta($0) }
         let deltas = offs.map(\.delta)
+        // When the left neighbour has the same class the voxel joins it, and only the neighbours
+        // the left one cannot see remain (dx = +1 for the full neighbourhood; the non-x faces).
+        let rest = offs.indices.filter { full ? offs[$0].dx == 1 : offs[$0].dx == 0 }
+        let restP = rest.map { pdeltas[$0] }, restD = rest.map { deltas[$0] }
         var comps: [Component] = []
         pc.codes.withUnsafeBufferPointer { padded in
         parent.withUnsafeMutableBufferPointer { p in
@@ -92,6 +96,16 @@ struct MaskStructure {
                         defer { v += 1; q += 1 }
                         let c = padded[q]
                         if c == 0 { continue }
+                        if padded[q - 1] == c {
+                            p[v] = p[v - 1]
+                            for k in 0..<restP.count where padded[q + restP[k]] == c {
+                                let u = v + restD[k]
+                                let ra = find(Int32(u)), rb = find(Int32(v))
+                                if ra == rb { continue }
+                                if ra < rb { p[Int(rb)] = ra } else { p[Int(ra)] = rb }
+                            }
+                            continue
+                        }
                         p[v] = Int32(v)
                         for k in 0..<pdeltas.count where padded[q + pdeltas[k]] == c {
                             let u = v + deltas[k]
@@ -123,8 +137,60 @@ struct MaskStructure {
     }
 
     /// Runs the structure checks. `ordinal` adds contact, nesting and hole analysis.
+    ///
+    /// The work is done on the foreground's bounding box plus a one-voxel margin (clipped at the
+    /// volume border). That is exact: every voxel outside the box is background connected to the
+    /// border, faces outside it join background to background, and the margin keeps the faces
+    /// between the box and the outside. Positions are mapped back to the full grid.
     static func analyse(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
                         minComponentSize: Int, sliceAxis: Int) -> MaskStructure {
+        var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
+        codes.withUnsafeBufferPointer { c in
+            var v = 0
+            for z in 0..<g.nz {
+                for y in 0..<g.ny {
+                    var first = -1, last = -1
+                    for x in 0..<g.nx {
+                        if c[v + x] != 0 { if first < 0 { first = x }; last = x }
+                    }
+                    v += g.nx
+                    if first >= 0 {
+                        lo[0] = min(lo[0], first); hi[0] = max(hi[0], last)
+                        lo[1] = min(lo[1], y); hi[1] = max(hi[1], y)
+                        lo[2] = min(lo[2], z); hi[2] = max(hi[2], z)
+                    }
+                }
+            }
+        }
+        guard hi[0] >= 0 else { return MaskStructure() }
+        let dims = [g.nx, g.ny, g.nz]
+        let o = (0..<3).map { max(0, lo[$0] - 1) }
+        let e = (0..<3).map { min(dims[$0] - 1, hi[$0] + 1) }
+        let sub = Grid(nx: e[0] - o[0] + 1, ny: e[1] - o[1] + 1, nz: e[2] - o[2] + 1)
+        if sub == g { return analyseGrid(codes: codes, grid: g, classCount: k, ordinal: ordinal, full: full,
+                                         minComponentSize: minComponentSize, sliceAxis: sliceAxis) }
+        var cropped = [UInt16](repeating: 0, count: sub.count)
+        for z in 0..<sub.nz {
+            for y in 0..<sub.ny {
+                let from = ((z + o[2]) * g.ny + y + o[1]) * g.nx + o[0], to = (z * sub.ny + y) * sub.nx
+                for x in 0..<sub.nx { cropped[to + x] = codes[from + x] }
+            }
+        }
+        var s = analyseGrid(codes: cropped, grid: sub, classCount: k, ordinal: ordinal, full: full,
+                            minComponentSize: minComponentSize, sliceAxis: sliceAxis)
+        func back(_ v: Int) -> Int {
+            let c = sub.coords(v)
+            return ((c[2] + o[2]) * g.ny + c[1] + o[1]) * g.nx + c[0] + o[0]
+        }
+        for i in s.components.indices { s.components[i].first = back(s.components[i].first) }
+        for i in s.holes.indices { s.holes[i].first = back(s.holes[i].first) }
+        s.marks = s.marks.map { Int32(back(Int($0))) }.sorted()
+        if let w = s.worstSlice { s.worstSlice = (w.index + o[sliceAxis], w.faces) }
+        return s
+    }
+
+    static func analyseGrid(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
+                            minComponentSize: Int, sliceAxis: Int) -> MaskStructure {
         var s = MaskStructure()
         let pc = PaddedCodes(codes, grid: g)
         let (comp, comps) = label(pc, full: full)

@@ -60,7 +60,9 @@ public struct ValidationReport: Sendable {
         let known = Set(results.map(\.id))
         for p in dataset.problems where !known.contains(p.id) {
             if summaries.contains(where: { $0.id == p.id }) { continue }
-            summaries.append(CaseSummary(id: p.id, images: [p.file], mask: nil, nestedMasks: [], status: worst[p.id]?.rawValue ?? "ok",
+            let strayMask = p.message.lowercased().hasPrefix("mask without image")
+            summaries.append(CaseSummary(id: p.id, images: strayMask ? [] : [p.file], mask: strayMask ? p.file : nil, nestedMasks: [],
+                                         status: worst[p.id]?.rawValue ?? "ok",
                                          dims: nil, spacing: nil, classVoxels: nil, structureChecked: false, thumbnail: nil))
         }
         cases = summaries.sorted { $0.id < $1.id }
