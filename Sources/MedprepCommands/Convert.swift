@@ -19,7 +19,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert part i of n (0-based, e.g. 0/4) for job arrays; join parts with 'medprep merge'.") var part: String?
     @Flag(help: "Replace existing medprep output in OUT.") var force = false
     @Flag(help: "Continue an interrupted run.") var resume = false
-    @Flag(help: "Skip cases that cannot be read or normalised (listed in the index) instead of stopping.") var skipBad = false
+    @Flag(help: "Skip cases that cannot be read or normalised (listed in the index) instead of stopping; implies --allow-errors.") var skipBad = false
     @Flag(help: "Do not run validate's error-level checks first.") var skipValidation = false
     @Flag(help: "Convert even when validation finds errors.") var allowErrors = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false

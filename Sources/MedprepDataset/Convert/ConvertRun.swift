@@ -100,7 +100,8 @@ public final class ConvertRun {
         if !options.skipValidation {
             let report = try Validator.checkErrors(manifest: manifest, root: options.datasetRoot, threads: max(1, options.jobs))
             validationErrors = report.findings.filter { $0.severity == .error }
-            if !validationErrors.isEmpty && !options.allowErrors {
+            // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
+            if !validationErrors.isEmpty && !options.allowErrors && !options.skipBad {
                 let shown = validationErrors.prefix(5).map { "  \($0.code.rawValue): \($0.file ?? $0.caseID ?? "") \($0.message)" }
                 throw MedprepError(.invalidArgument, path: options.datasetRoot,
                                    "validation found \(validationErrors.count) error(s); no shards were written (run 'medprep validate' for the full report; --allow-errors converts anyway):\n" + shown.joined(separator: "\n"))
