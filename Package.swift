@@ -21,10 +21,10 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [
                 .linkedLibrary("z"), .linkedLibrary("deflate"),
-                .linkedLibrary("png16"), .linkedLibrary("jpeg"),
+                .linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("crypto"),
             ]
         ),
-        .target(name: "MedprepCore"),
+        .target(name: "MedprepCore", dependencies: ["CMedprep"]),
         .target(name: "MedprepIO", dependencies: ["MedprepCore", "CMedprep"]),
         .target(name: "MedprepProcessing", dependencies: ["MedprepCore"]),
         .target(name: "MedprepDataset", dependencies: ["MedprepCore", "MedprepIO", "MedprepProcessing", "Yams"]),

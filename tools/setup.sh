@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(zlib1g-dev libdeflate-dev libpng-dev libjpeg62-turbo-dev pkg-config)
+APT_PACKAGES=(zlib1g-dev libdeflate-dev libpng-dev libjpeg62-turbo-dev libssl-dev pkg-config)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

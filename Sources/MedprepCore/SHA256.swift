@@ -1,6 +1,8 @@
-/// FIPS 180-4 SHA-256, streaming. Written here rather than pulling swift-crypto
-/// (BoringSSL) into every build for one hash; tested against hashlib vectors.
-public struct SHA256: Sendable {
+import CMedprep
+
+/// FIPS 180-4 SHA-256 in portable Swift: the reference the OpenSSL-backed `SHA256` is tested
+/// against (and a fallback should libcrypto ever fail to start).
+public struct PortableSHA256: Sendable {
     private var h: [UInt32] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
     ]
@@ -68,7 +70,7 @@ public struct SHA256: Sendable {
     }
 
     public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        var s = SHA256()
+        var s = PortableSHA256()
         s.update(bytes)
         return s.finalizeHex()
     }
@@ -88,7 +90,7 @@ public struct SHA256: Sendable {
                 w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
             }
             var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-            SHA256.k.withUnsafeBufferPointer { k in
+            PortableSHA256.k.withUnsafeBufferPointer { k in
                 for i in 0..<64 {
                     let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
                     let ch = (e & f) ^ (~e & g)
@@ -102,5 +104,51 @@ public struct SHA256: Sendable {
             h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
             h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
+    }
+}
+
+/// SHA-256 as medprep uses it everywhere (file and shard checksums): OpenSSL's libcrypto through
+/// the C shim, which uses the CPU's SHA extensions (about 6x the portable code on this machine;
+/// hashing was half of convert's CPU time). Falls back to `PortableSHA256` if libcrypto cannot
+/// start. Copies of a hasher share its state: hash one stream per value.
+public struct SHA256: @unchecked Sendable {
+    private final class Context {
+        let ctx: OpaquePointer?
+        var fallback = PortableSHA256()
+        init() { ctx = mp_sha256_new() }
+        deinit { if let ctx { mp_sha256_free(ctx) } }
+    }
+    private let box = Context()
+    private var finished = false
+
+    public init() {}
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let ctx = box.ctx else { box.fallback.update(bytes); return }
+        _ = mp_sha256_update(ctx, bytes.baseAddress, bytes.count)
+    }
+
+    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        if let done = bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) { return done }
+        Array(bytes).withUnsafeBytes { update($0) }
+    }
+
+    /// Lower-case hex digest; the hasher must not be used afterwards.
+    public mutating func finalizeHex() -> String {
+        guard let ctx = box.ctx else { return box.fallback.finalizeHex() }
+        precondition(!finished, "SHA256 finalised twice")
+        finished = true
+        var digest = [UInt8](repeating: 0, count: 32)
+        _ = digest.withUnsafeMutableBufferPointer { mp_sha256_final(ctx, $0.baseAddress) }
+        let hexDigits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        for b in digest { text.append(hexDigits[Int(b >> 4)]); text.append(hexDigits[Int(b & 0xf)]) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        var s = SHA256()
+        s.update(bytes)
+        return s.finalizeHex()
     }
 }

@@ -39,6 +39,30 @@ public enum VoxelConversion {
         for i in 0..<n { dst[i] = Float(src[i].asDouble * slope + inter) }
     }
 
+    /// Converts raw stored bytes already in host order, read in place (e.g. a memory-mapped
+    /// file): no copy. `src` must be aligned to the element size.
+    public static func hostRawToFloat(_ src: UnsafeRawBufferPointer, type: VoxelType,
+                                      into dst: UnsafeMutableBufferPointer<Float>, scaling: IntensityScaling?) {
+        func run<T: VoxelScalar>(_: T.Type) {
+            let n = src.count / MemoryLayout<T>.stride
+            guard n > 0, let base = src.baseAddress else { return }
+            let typed = UnsafeBufferPointer(start: base.assumingMemoryBound(to: T.self), count: n)
+            toFloat(typed, dst, scaling: scaling)
+        }
+        switch type {
+        case .uint8: run(UInt8.self)
+        case .int8: run(Int8.self)
+        case .int16: run(Int16.self)
+        case .uint16: run(UInt16.self)
+        case .int32: run(Int32.self)
+        case .uint32: run(UInt32.self)
+        case .int64: run(Int64.self)
+        case .uint64: run(UInt64.self)
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
     /// Converts raw stored bytes (host or swapped order) of `type` into floats, in place of
     /// `dst`. `scratch` must be writable; it is byte-swapped in place when `swap`.
     public static func rawToFloat(_ scratch: UnsafeMutableRawBufferPointer, type: VoxelType, swap: Bool,

@@ -88,7 +88,7 @@ public enum FileIO {
                 return try bytes.withUnsafeBytes(body)
             }
             defer { munmap(base, length) }
-            _ = madvise(base, length, MADV_SEQUENTIAL | MADV_WILLNEED)
+            _ = madvise(base, length, MADV_SEQUENTIAL)
             return try body(UnsafeRawBufferPointer(start: base + (offset - start), count: count))
         }
 

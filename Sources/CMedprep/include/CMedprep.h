@@ -3,3 +3,4 @@
 #include "mp_png.h"
 #include "mp_jpeg.h"
 #include "mp_jpeg_encode.h"
+#include "mp_sha256.h"

@@ -139,10 +139,13 @@ public enum CaseProcessor {
         let scales = (m.maps.sdf || m.maps.rrw) ? m.maps.scales : []
         let convention = SDFConvention(rawValue: m.maps.convention) ?? .boundary
         let units: DistanceUnits = m.maps.units == "mm" ? .mm : .px
-        var results = [Result<ShardSample, Error>?](repeating: nil, count: count)
+        // One slot per slice, written by exactly one worker each.
         let box = UnsafeSendable(UnsafeMutableBufferPointer<Result<ShardSample, Error>?>.allocate(capacity: count))
         box.value.initialize(repeating: nil)
-        defer { box.value.deallocate() }
+        defer {
+            box.value.deinitialize()  // releases the slices' arrays
+            box.value.deallocate()
+        }
         let sliceWork: @Sendable (Int) -> Void = { i in
             box.value[i] = Result {
                 let info = Slicing.info(imageVolume, axis: axis, index: i)
@@ -176,10 +179,9 @@ public enum CaseProcessor {
             }
         }
         parallelFor(count, threads: plan.threadsPerCase, sliceWork)
-        for i in 0..<count { results[i] = box.value[i] }
         var samples: [ShardSample] = []
         samples.reserveCapacity(count)
-        for r in results { samples.append(try r!.get()) }
+        for r in box.value { samples.append(try r!.get()) }
         let h = samples.first.map { _ in g.size?[0] ?? imageVolume.dims[Slicing.planeAxes(axis).rows] } ?? 0
         let w = samples.first.map { _ in g.size?[1] ?? imageVolume.dims[Slicing.planeAxes(axis).columns] } ?? 0
 

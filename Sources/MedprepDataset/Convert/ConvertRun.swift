@@ -212,18 +212,33 @@ public final class ConvertRun {
     func prepareOutput() throws {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-        let ours = existing.filter { $0 == "index.json" || $0 == Self.journalName || ($0.hasPrefix("shard-") && $0.contains(".safetensors")) || $0.contains(".tmp-") }
+        let ours = existing.filter(Self.isOwnOutput)
         if options.resume {
             if existing.contains("index.json") && !existing.contains(Self.journalName) {
                 throw MedprepError(.invalidArgument, path: outDir + "/index.json", "this output is already complete; nothing to resume (use --force to convert again).")
             }
-            for f in ours where f.contains(".tmp-") { unlink(outDir + "/" + f) }
+            for f in ours where f.contains(".tmp-") { unlink(outDir + "/" + f) }  // a killed run's partial writes
             return
         }
         if !ours.isEmpty && !options.force {
             throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
         }
         for f in ours { unlink(outDir + "/" + f) }
+    }
+
+    /// Files convert writes (and only those): index.json, the journal, shard-NNNNN.safetensors,
+    /// and their `NAME.tmp-PID` partial writes. Anything else in OUT belongs to the user.
+    static func isOwnOutput(_ name: String) -> Bool {
+        func isShard(_ s: Substring) -> Bool {
+            guard s.hasPrefix("shard-"), s.hasSuffix(".safetensors") else { return false }
+            let digits = s.dropFirst(6).dropLast(12)
+            return digits.count >= 5 && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber)
+        }
+        func isFinal(_ s: Substring) -> Bool { s == "index.json" || s == Substring(journalName) || isShard(s) }
+        if isFinal(Substring(name)) { return true }
+        guard let r = name.range(of: ".tmp-", options: .backwards) else { return false }
+        let pid = name[r.upperBound...]
+        return !pid.isEmpty && pid.allSatisfy(\.isNumber) && isFinal(name[..<r.lowerBound])
     }
 
     func computeCTStatistics(plan: ConvertPlan) throws -> [CTStatistics] {

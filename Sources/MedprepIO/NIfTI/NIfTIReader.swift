@@ -87,6 +87,26 @@ public enum NIfTIReader {
 
     static func floatsFromFile(_ file: FileIO.ReadHandle, layout: NIfTILayout, header: NIfTIHeader) throws -> VoxelBuffer {
         guard file.size >= layout.dataOffset + layout.dataBytes else { throw truncated(file.path, have: file.size, layout: layout) }
+        let width = layout.voxelType.byteWidth
+        if !header.bigEndian && layout.dataOffset % width == 0 {
+            // Host order and aligned: convert straight from the mapped page cache (no copy).
+            return try file.withMappedBytes(offset: layout.dataOffset, count: layout.dataBytes) { src in
+                let count = layout.dataBytes / width
+                let floats: [Float] = HugePages.array(count: count) { out in
+                    let job = UnsafeSendable((src, out))
+                    let workers = max(1, min(defaultThreadCount, count / (1 << 20)))
+                    parallelFor(workers, threads: workers) { w in
+                        let (src, out) = job.value
+                        let lo = count * w / workers, hi = count * (w + 1) / workers
+                        VoxelConversion.hostRawToFloat(UnsafeRawBufferPointer(rebasing: src[(lo * width)..<(hi * width)]),
+                                                       type: layout.voxelType,
+                                                       into: UnsafeMutableBufferPointer(rebasing: out[lo..<hi]),
+                                                       scaling: layout.scaling)
+                    }
+                }
+                return .float32(floats)
+            }
+        }
         return try convertChunks(layout: layout, header: header) { scratch, byteOffset in
             let n = try file.read(into: scratch, at: layout.dataOffset + byteOffset)
             if n < scratch.count { throw truncated(file.path, have: layout.dataOffset + byteOffset + n, layout: layout) }
