@@ -10,4 +10,22 @@ public struct Medprep: ParsableCommand {
         subcommands: [Demo.self, Info.self, Convert.self, MergeCommand.self, ManifestCommand.self, SynthCommand.self, ReadBench.self, Maps.self, Validate.self, Verify.self, Inspect.self]
     )
     public init() {}
+
+    /// Entry point. Like `main()`, except that `validate` reports usage errors (unknown flags,
+    /// missing values) with exit status 2, as its exit-status contract says (0 clean, 1 findings,
+    /// 2 usage); other commands keep ArgumentParser's 64.
+    public static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            exit(withError: nil)
+        } catch {
+            if arguments.first == "validate", exitCode(for: error) == .validationFailure {
+                let text = fullMessage(for: error)
+                writeStderr((text.isEmpty ? "medprep validate: usage error" : text) + "\n")
+                exit(withError: ExitCode(2))
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -16,3 +16,8 @@ func printNote(_ message: String) {
     let line = "medprep: \(message)\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
+
+/// Raw text to stderr.
+func writeStderr(_ text: String) {
+    _ = text.withCString { write(2, $0, strlen($0)) }
+}

@@ -1,2 +1,2 @@
 import MedprepCommands
-Medprep.main()
+Medprep.runMain()

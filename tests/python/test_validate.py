@@ -165,6 +165,10 @@ def test_strict_and_usage_exit_codes(defects, medprep, tmp_path):
     assert medprep("validate", ds, "--connectivity", "5").returncode == 2
     assert medprep("validate", tmp_path / "missing").returncode == 2
     assert medprep("validate", ds, "--manifest", tmp_path / "none.yaml").returncode == 2
+    # Argument-parser usage errors too (unknown flag, missing value, no dataset).
+    assert medprep("validate", ds, "--no-such-flag").returncode == 2
+    assert medprep("validate", ds, "--threads").returncode == 2
+    assert medprep("validate").returncode == 2
     # Warnings only: exit 0, and 1 with --strict.
     two = defects["defects2d"]
     only_warnings = tmp_path / "warn"
