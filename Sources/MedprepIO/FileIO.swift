@@ -143,3 +143,9 @@ public enum FileIO {
     /// SHA-256 of a file's bytes, lower-case hex.
     public static func sha256(of bytes: [UInt8]) -> String { SHA256.hex(bytes) }
 }
+
+/// Text of a NUL-terminated C message buffer filled by the shim.
+func cMessage(_ buffer: [CChar]) -> String {
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}

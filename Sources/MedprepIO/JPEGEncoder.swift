@@ -14,7 +14,7 @@ public enum JPEGEncoder {
             mp_jpeg_encode($0.baseAddress, Int32(image.dims[0]), Int32(image.dims[1]), Int32(image.channels), Int32(quality), &out, &len, &err, err.count)
         }
         guard rc == Int32(MP_OK), let out else {
-            throw MedprepError(.corruptImage, "JPEG encoding failed: \(String(cString: err)).")
+            throw MedprepError(.corruptImage, "JPEG encoding failed: \(cMessage(err)).")
         }
         defer { mp_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: len))

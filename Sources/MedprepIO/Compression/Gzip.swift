@@ -22,7 +22,7 @@ enum Gzip {
         }
         if rc != Int32(MP_OK) && !(rc == Int32(MP_ERR_TRUNCATED) && got > 0) {
             throw MedprepError(rc == Int32(MP_ERR_TRUNCATED) ? .truncated : .corruptCompression, path: path,
-                               "cannot decompress gzip data: \(String(cString: err)).")
+                               "cannot decompress gzip data: \(cMessage(err)).")
         }
         if got < count { out.removeSubrange(got...) }
         return out
@@ -32,7 +32,7 @@ enum Gzip {
     /// Streams holding more than `expected` bytes are read only up to `expected`.
     static func decompress(_ input: [UInt8], expected: Int, path: String) throws -> [UInt8] {
         var out = HugePages.array(count: expected) { (b: UnsafeMutableBufferPointer<UInt8>) in
-            _ = b.initialize(repeating: 0)  // libdeflate may stop early on bad data
+            b.initialize(repeating: 0)  // libdeflate may stop early on bad data
         }
         var produced = 0
         var err = [CChar](repeating: 0, count: 256)
@@ -52,10 +52,10 @@ enum Gzip {
                 throw MedprepError(.truncated, path: path,
                                    "gzip data ends after \(partial.count) bytes but \(expected) are needed (truncated file).")
             }
-            throw MedprepError(.corruptCompression, path: path, "cannot decompress gzip data: \(String(cString: err)).")
+            throw MedprepError(.corruptCompression, path: path, "cannot decompress gzip data: \(cMessage(err)).")
         }
         guard rc == Int32(MP_OK) else {
-            throw MedprepError(.corruptCompression, path: path, "cannot decompress gzip data: \(String(cString: err)).")
+            throw MedprepError(.corruptCompression, path: path, "cannot decompress gzip data: \(cMessage(err)).")
         }
         if produced < expected { out.removeSubrange(produced...) }
         return out
