@@ -10,7 +10,8 @@ echo "== swift test" >&2
 mkdir -p .build
 set +e
 # Per-test "passed" lines are hidden; failures, issues and the summary stay visible.
-swift test 2>&1 | tee .build/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]|Test .*(started|passed after)|^Test (Suite|Case) .*(started|passed)'
+swift test 2>&1 | tee .build/swift-test.log \
+  | awk '/Test run with/ || !(/^\[[0-9]+\/[0-9]+\]/ || /Test .*(started|passed after)/ || /^Test (Suite|Case) .*(started|passed)/)'
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || { echo "swift test failed (full log: .build/swift-test.log)" >&2; exit "$rc"; }
