@@ -21,6 +21,24 @@ def medprep_binary() -> Path:
 
 
 @pytest.fixture(scope="session")
+def binary() -> Path:
+    """Path of the medprep binary under test (fails the test when it is not built)."""
+    try:
+        return medprep_binary()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+
+
+def limit_address_space():
+    """preexec_fn for hostile-input runs: a reader that allocates what a header claims fails
+    instead of swapping the machine (MEDPREP_TEST_AS_LIMIT_GB, default 16, 0 = off)."""
+    gb = int(os.environ.get("MEDPREP_TEST_AS_LIMIT_GB", "16"))
+    if gb > 0:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (gb << 30, gb << 30))
+
+
+@pytest.fixture(scope="session")
 def medprep():
     """Callable running medprep with arguments; returns CompletedProcess (text)."""
     binary = medprep_binary()

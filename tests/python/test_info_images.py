@@ -27,7 +27,7 @@ import png  # pypng
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, medprep_binary
+from conftest import FIXTURES, limit_address_space
 
 DIRS = {"png": FIXTURES / "png", "jpeg": FIXTURES / "jpeg"}
 EXPECTED = {fmt: json.loads((d / "expected.json").read_text()) for fmt, d in DIRS.items()}
@@ -96,26 +96,11 @@ def close(a, b, rel=STAT_REL, abs_=1e-9) -> bool:
 # running medprep
 # ----------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def binary() -> Path:
-    try:
-        return medprep_binary()
-    except RuntimeError as e:
-        pytest.fail(str(e))
-
-
-def _limit_address_space():
-    gb = int(os.environ.get("MEDPREP_TEST_AS_LIMIT_GB", "16"))
-    if gb > 0:
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, (gb << 30, gb << 30))
-
-
 def run(binary: Path, *args, limit_memory=False, timeout=TIMEOUT_S):
     """Runs medprep; returns (returncode, stdout, stderr)."""
     cmd = [str(binary), *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_limit_address_space if limit_memory else None)
+                            preexec_fn=limit_address_space if limit_memory else None)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -129,7 +114,7 @@ def run_with_rss(binary: Path, *args, timeout=TIMEOUT_S):
     """Like run() but reaps the child with wait4 to get its own peak RSS (MiB)."""
     cmd = [str(binary), *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=_limit_address_space)
+                            preexec_fn=limit_address_space)
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

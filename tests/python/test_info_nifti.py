@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from nibabel.openers import ImageOpener
 
-from conftest import FIXTURES, medprep_binary
+from conftest import FIXTURES, limit_address_space
 
 NIFTI = FIXTURES / "nifti"
 HOSTILE = FIXTURES / "hostile"
@@ -98,27 +98,12 @@ def close(a, b, rel=STAT_REL, abs_=0.0) -> bool:
 # running medprep
 # ----------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def binary() -> Path:
-    try:
-        return medprep_binary()
-    except RuntimeError as e:
-        pytest.fail(str(e))
-
-
-def _limit_address_space():
-    gb = int(os.environ.get("MEDPREP_TEST_AS_LIMIT_GB", "16"))
-    if gb > 0:
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, (gb << 30, gb << 30))
-
-
 def run(binary: Path, *args, limit_memory=False, timeout=TIMEOUT_S) -> tuple[subprocess.CompletedProcess, float]:
     cmd = [str(binary), *map(str, args)]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              preexec_fn=_limit_address_space if limit_memory else None)
+                              preexec_fn=limit_address_space if limit_memory else None)
     except subprocess.TimeoutExpired:
         pytest.fail(f"`{' '.join(cmd)}` did not finish within {timeout} s")
     return proc, time.monotonic() - t0
