@@ -195,3 +195,19 @@ def test_errors_only_and_thumbnails(defects, medprep, tmp_path):
     for p in thumbs.glob("*.png"):
         with Image.open(p) as im:
             assert im.mode == "RGB" and min(im.size) >= 48
+
+
+def test_convert_parts_validate_only_their_own_cases(defects, medprep, tmp_path):
+    """convert --part i/n runs the error-level checks on its own cases only: over all parts the
+    case-level errors add up to those of a whole-dataset run (defects2d has no pairing problems)."""
+    import re
+    ds = defects["defects2d"]
+
+    def errors(*extra):
+        proc = medprep("convert", ds, "--out", tmp_path / "out", *extra)
+        m = re.search(r"validation found (\d+) error", proc.stderr)
+        return int(m.group(1)) if m else 0
+
+    whole = errors()
+    assert whole >= 2
+    assert errors("--part", "0/2") + errors("--part", "1/2") == whole

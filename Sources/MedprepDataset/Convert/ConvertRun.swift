@@ -98,7 +98,16 @@ public final class ConvertRun {
     public func run() throws -> ConvertSummary {
         let t0 = monotonicNow()
         if !options.skipValidation {
-            let report = try Validator.checkErrors(manifest: manifest, root: options.datasetRoot, threads: max(1, options.jobs))
+            // Error-level checks on this run's cases only (a job array of n parts reads each case once);
+            // discovery's pairing problems are kept for every part.
+            var dataset = try ValidationDataset.resolve(root: options.datasetRoot, manifest: manifest)
+            if options.part != nil {
+                let mine = Set(cases.map(\.id))
+                dataset.cases = dataset.cases.filter { mine.contains($0.id) }  // pairing problems stay: no reading
+            }
+            var scope = ValidationOptions()
+            scope.scope = .errors
+            let report = Validator(dataset: dataset, options: scope).run(threads: max(1, options.jobs))
             validationErrors = report.findings.filter { $0.severity == .error }
             // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
             if !validationErrors.isEmpty && !options.allowErrors && !options.skipBad {
