@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,22 +111,32 @@ def run(binary: Path, *args, limit_memory=False, timeout=TIMEOUT_S):
     return proc.returncode, out, err
 
 
+# Peak RSS is measured by a small helper interpreter that forks medprep: a child forked from the
+# (large) pytest process would count the parent's pages in ru_maxrss until it execs.
+_RSS_HELPER = """
+import json, os, resource, sys
+gb = int(os.environ.get("MEDPREP_TEST_AS_LIMIT_GB", "16"))
+pid = os.fork()
+if pid == 0:
+    if gb > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (gb << 30, gb << 30))
+    fd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(fd, 1); os.dup2(fd, 2)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
 def run_with_rss(binary: Path, *args, timeout=TIMEOUT_S):
-    """Like run() but reaps the child with wait4 to get its own peak RSS (MiB)."""
-    cmd = [str(binary), *map(str, args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=limit_address_space)
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            pytest.fail(f"`{' '.join(cmd)}` did not finish within {timeout} s")
-        time.sleep(0.01)
+    """Runs medprep under the address-space limit; returns (returncode, its own peak RSS in MiB)."""
+    cmd = [sys.executable, "-c", _RSS_HELPER, str(binary), *map(str, args)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{' '.join(map(str, [binary, *args]))}` did not finish within {timeout} s")
+    result = json.loads(proc.stdout)
+    return result["rc"], result["maxrss_kib"] / 1024.0  # ru_maxrss is in KiB on Linux
 
 
 def info_json(binary: Path, *paths, limit_memory=False, timeout=TIMEOUT_S):

@@ -124,6 +124,12 @@ public final class ConvertRun {
         if manifest.intensity.mode == .ct { plan.ctStatistics = try computeCTStatistics(plan: plan) }
 
         var journal = try Journal.load(dir: outDir, fingerprint: fingerprint, resume: options.resume)
+        if options.resume {
+            // Only now, with the journal accepted, may anything in OUT change: a refused resume
+            // leaves the folder exactly as it was.
+            let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
+            for f in existing where Self.isOwnOutput(f) && f.contains(".tmp-") { unlink(outDir + "/" + f) }
+        }
         var builder: ShardBuilder? = nil
         var layout: ShardLayout? = nil
         let startPosition = journal.cursorCase
@@ -226,8 +232,7 @@ public final class ConvertRun {
             if existing.contains("index.json") && !existing.contains(Self.journalName) {
                 throw MedprepError(.invalidArgument, path: outDir + "/index.json", "this output is already complete; nothing to resume (use --force to convert again).")
             }
-            for f in ours where f.contains(".tmp-") { unlink(outDir + "/" + f) }  // a killed run's partial writes
-            return
+            return  // a killed run's partial writes are removed once the journal is accepted
         }
         if !ours.isEmpty && !options.force {
             throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
