@@ -64,26 +64,21 @@ public enum VoxelConversion {
     }
 
     /// Converts raw stored bytes (host or swapped order) of `type` into floats, in place of
-    /// `dst`. `scratch` must be writable; it is byte-swapped in place when `swap`.
+    /// `dst`. `scratch` must be writable and aligned; it is byte-swapped in place when `swap`,
+    /// then read as host-order values by `hostRawToFloat`.
     public static func rawToFloat(_ scratch: UnsafeMutableRawBufferPointer, type: VoxelType, swap: Bool,
                                   into dst: UnsafeMutableBufferPointer<Float>, scaling: IntensityScaling?) {
-        func run<T: VoxelScalar>(_: T.Type) {
-            scratch.withMemoryRebound(to: T.self) { buf in
-                if swap && MemoryLayout<T>.size > 1 { for i in buf.indices { buf[i] = buf[i].byteSwapped } }
-                toFloat(UnsafeBufferPointer(buf), dst, scaling: scaling)
+        func swapWords<W: FixedWidthInteger>(_: W.Type) {
+            scratch.withMemoryRebound(to: W.self) { w in for i in w.indices { w[i] = w[i].byteSwapped } }
+        }
+        if swap {
+            switch type.byteWidth {
+            case 2: swapWords(UInt16.self)
+            case 4: swapWords(UInt32.self)
+            case 8: swapWords(UInt64.self)
+            default: break
             }
         }
-        switch type {
-        case .uint8: run(UInt8.self)
-        case .int8: run(Int8.self)
-        case .int16: run(Int16.self)
-        case .uint16: run(UInt16.self)
-        case .int32: run(Int32.self)
-        case .uint32: run(UInt32.self)
-        case .int64: run(Int64.self)
-        case .uint64: run(UInt64.self)
-        case .float32: run(Float.self)
-        case .float64: run(Double.self)
-        }
+        hostRawToFloat(UnsafeRawBufferPointer(scratch), type: type, into: dst, scaling: scaling)
     }
 }

@@ -39,6 +39,21 @@ import Testing
         }
     }
 
+    /// The fused read-to-float32 path (mmap, chunked swap and scaling, gzip) gives exactly the
+    /// stored path's scaled values, which the test above checks against nibabel.
+    @Test(arguments: expected.keys.sorted())
+    func fusedFloatReadMatchesStoredPath(_ name: String) throws {
+        let path = Fixtures.path("nifti/\(name)")
+        let stored = try NIfTIReader.read(path: path)
+        guard stored.channels == 1 else { return }
+        let fused = try NIfTIReader.read(path: path, as: .scaledFloat32)
+        guard case .float32(let got) = fused.voxels else { Issue.record("\(name): not float32"); return }
+        let want = stored.scaledFloats()
+        #expect(got.count == want.count)
+        #expect(zip(got, want).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "\(name)")
+        #expect(fused.scaling == nil)
+    }
+
     @Test func fourDimensionalFramesAreReachable() throws {
         guard let (name, e) = Self.expected.first(where: { $0.value.dims.count == 4 }) else { return }
         let image = try NIfTIReader.read(path: Fixtures.path("nifti/\(name)"))

@@ -38,6 +38,17 @@ def limit_address_space():
         resource.setrlimit(resource.RLIMIT_AS, (gb << 30, gb << 30))
 
 
+def check_error_object(d: dict, path: Path) -> dict:
+    """An `info --json` failure entry: {"path", "error": {"code", "message"}}, naming the file."""
+    assert set(d) >= {"path", "error"}, f"{path.name}: expected an error object, got {json.dumps(d)[:500]}"
+    assert d["path"] == str(path)
+    err = d["error"]
+    assert isinstance(err.get("code"), str) and err["code"], err
+    assert isinstance(err.get("message"), str) and err["message"], err
+    assert path.name in err["message"], f"the message does not name the file: {err['message']!r}"
+    return err
+
+
 @pytest.fixture(scope="session")
 def medprep():
     """Callable running medprep with arguments; returns CompletedProcess (text)."""

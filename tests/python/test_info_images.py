@@ -28,7 +28,7 @@ import png  # pypng
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, limit_address_space
+from conftest import FIXTURES, check_error_object, limit_address_space
 
 DIRS = {"png": FIXTURES / "png", "jpeg": FIXTURES / "jpeg"}
 EXPECTED = {fmt: json.loads((d / "expected.json").read_text()) for fmt, d in DIRS.items()}
@@ -272,16 +272,6 @@ def test_info_text_mode_succeeds(binary):
 # ----------------------------------------------------------------------------------------------
 # hostile files
 # ----------------------------------------------------------------------------------------------
-
-def check_error_object(d: dict, path: Path) -> dict:
-    assert set(d) >= {"path", "error"}, f"{path.name}: expected an error object, got {json.dumps(d)[:500]}"
-    assert d["path"] == str(path)
-    err = d["error"]
-    assert isinstance(err.get("code"), str) and err["code"], err
-    assert isinstance(err.get("message"), str) and err["message"], err
-    assert path.name in err["message"], f"the message does not name the file: {err['message']!r}"
-    return err
-
 
 @pytest.mark.parametrize("fmt,name", HOSTILE_CASES)
 def test_hostile_fails_with_expected_code(binary, fmt, name):

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from nibabel.openers import ImageOpener
 
-from conftest import FIXTURES, limit_address_space
+from conftest import FIXTURES, check_error_object, limit_address_space
 
 NIFTI = FIXTURES / "nifti"
 HOSTILE = FIXTURES / "hostile"
@@ -238,16 +238,6 @@ def test_info_text_mode_succeeds(binary):
 # ----------------------------------------------------------------------------------------------
 
 HOSTILE_NAMES = sorted(HOSTILE_SPEC)
-
-
-def check_error_object(d: dict, path: Path) -> dict:
-    assert set(d) >= {"path", "error"}, f"{path.name}: expected an error object, got {json.dumps(d)[:500]}"
-    assert d["path"] == str(path)
-    err = d["error"]
-    assert isinstance(err.get("code"), str) and err["code"], err
-    assert isinstance(err.get("message"), str) and err["message"], err
-    assert path.name in err["message"], f"the message does not name the file: {err['message']!r}"
-    return err
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
