@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMedprep
 import MedprepCore
 
 /// Whole-file reads and crash-safe writes. Every error names the path.
@@ -108,11 +109,89 @@ public enum FileIO {
     /// Writes to `path.tmp-PID`, fsyncs, then renames over `path`: a killed run never
     /// leaves a file that looks complete. Refuses to replace an existing file unless `overwrite`.
     public static func writeAtomically(_ bytes: [UInt8], to path: String, overwrite: Bool = true) throws {
+        try replaceAtomically(path, overwrite: overwrite, direct: false) { fd, _ in
+            try bytes.withUnsafeBytes { try writeAll(fd, $0.baseAddress, count: $0.count, path: path) }
+        }
+    }
+
+    /// How a file was written: straight from the caller's memory to the device, or through the page cache.
+    public enum WriteMethod: Sendable, Equatable { case direct, buffered }
+
+    /// Stand-ins for filesystems that refuse O_DIRECT (tests): at open, or at the first write.
+    enum DirectRefusal { case none, atOpen, atWrite }
+
+    /// `writeAtomically` for the first `count` bytes of an aligned buffer, written with O_DIRECT:
+    /// the kernel takes the bytes straight from `buffer`, without copying them into the page
+    /// cache and writing them back later (for shards that was most of convert's system time).
+    /// Whole blocks are written (the buffer's capacity is a multiple of 4096) and the file is then
+    /// cut to `count`. Where O_DIRECT is refused (EINVAL at open or at a write: tmpfs on older
+    /// kernels, some overlay and network filesystems) the rest goes through ordinary writes; the
+    /// bytes are the same either way.
+    @discardableResult
+    public static func writeAtomically(_ buffer: AlignedBuffer, count: Int, to path: String, overwrite: Bool = true) throws -> WriteMethod {
+        try writeAtomically(buffer, count: count, to: path, overwrite: overwrite, refusal: .none)
+    }
+
+    static func writeAtomically(_ buffer: AlignedBuffer, count: Int, to path: String, overwrite: Bool,
+                                refusal: DirectRefusal) throws -> WriteMethod {
+        precondition(count >= 0 && count <= buffer.capacity, "count \(count) is outside the buffer's \(buffer.capacity) bytes")
+        var method = WriteMethod.buffered
+        try replaceAtomically(path, overwrite: overwrite, direct: refusal != .atOpen) { fd, direct in
+            var done = 0
+            if direct {
+                let whole = AlignedBuffer.roundUp(count)
+                (buffer.base + count).initializeMemory(as: UInt8.self, repeating: 0, count: whole - count)  // cut off below
+                var refused = refusal == .atWrite
+                while done < whole && !refused {
+                    let n = write(fd, buffer.base + done, whole - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        guard errno == EINVAL else {
+                            throw MedprepError(.ioFailure, path: path, "write failed: \(String(cString: strerror(errno))).")
+                        }
+                        refused = true
+                    } else {
+                        done += n
+                    }
+                }
+                if refused {
+                    // Back to the page cache for the rest (a short write may have left `done` unaligned).
+                    let flags = fcntl(fd, F_GETFL)
+                    guard flags >= 0, fcntl(fd, F_SETFL, flags & ~mp_o_direct_flag()) == 0 else {
+                        throw MedprepError(.ioFailure, path: path, "cannot turn off O_DIRECT: \(String(cString: strerror(errno))).")
+                    }
+                } else {
+                    method = .direct
+                }
+            }
+            if done < count { try writeAll(fd, buffer.base + done, count: count - done, path: path) }
+            if done > count && ftruncate(fd, off_t(count)) != 0 {
+                throw MedprepError(.ioFailure, path: path, "cannot set the file's length: \(String(cString: strerror(errno))).")
+            }
+        }
+        return method
+    }
+
+    /// The temporary-name, fsync, rename protocol around `fill`, which writes the file's bytes to
+    /// the descriptor it is given (opened with O_DIRECT when `direct` and the filesystem allows
+    /// it, told by its second argument). The temporary file is removed when anything fails.
+    private static func replaceAtomically(_ path: String, overwrite: Bool, direct: Bool,
+                                          _ fill: (_ fd: Int32, _ direct: Bool) throws -> Void) throws {
         if !overwrite && exists(path) {
             throw MedprepError(.ioFailure, path: path, "already exists; refusing to overwrite it (use --force).")
         }
         let tmp = "\(path).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+        let directFlag = mp_o_direct_flag()
+        var isDirect = direct && directFlag != 0
+        var fd = isDirect ? open(tmp, flags | directFlag, 0o644) : -1
+        if fd < 0 {
+            if isDirect && errno != EINVAL {
+                throw MedprepError(.ioFailure, path: path, "cannot create file: \(String(cString: strerror(errno))).")
+            }
+            isDirect = false
+            fd = open(tmp, flags, 0o644)
+        }
         guard fd >= 0 else {
             throw MedprepError(.ioFailure, path: path, "cannot create file: \(String(cString: strerror(errno))).")
         }
@@ -120,23 +199,26 @@ public enum FileIO {
         defer {
             if !ok { close(fd); unlink(tmp) }
         }
-        var done = 0
-        try bytes.withUnsafeBytes { buf in
-            while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw MedprepError(.ioFailure, path: path, "write failed: \(String(cString: strerror(errno))).")
-                }
-                done += n
-            }
-        }
+        try fill(fd, isDirect)
         guard fsync(fd) == 0 else { throw MedprepError(.ioFailure, path: path, "fsync failed: \(String(cString: strerror(errno))).") }
         ok = true
         close(fd)
         guard rename(tmp, path) == 0 else {
             unlink(tmp)
             throw MedprepError(.ioFailure, path: path, "rename failed: \(String(cString: strerror(errno))).")
+        }
+    }
+
+    /// Writes `count` bytes from `start`, retrying short writes and EINTR.
+    private static func writeAll(_ fd: Int32, _ start: UnsafeRawPointer?, count: Int, path: String) throws {
+        var done = 0
+        while done < count {
+            let n = write(fd, start! + done, count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw MedprepError(.ioFailure, path: path, "write failed: \(String(cString: strerror(errno))).")
+            }
+            done += n
         }
     }
 

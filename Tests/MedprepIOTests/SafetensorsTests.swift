@@ -236,7 +236,7 @@ enum SafetensorsFixtures {
     func shardBuilderIsByteIdenticalToPython(_ name: String) throws {
         let spec = try #require(SafetensorsFixtures.expected?.shards[name])
         let layout = try SafetensorsFixtures.layout(spec.layout)
-        var b = ShardBuilder(layout: layout, medprepVersion: spec.medprep_version, capacity: spec.samples.count)
+        let b = ShardBuilder(layout: layout, medprepVersion: spec.medprep_version, capacity: spec.samples.count)
         for s in spec.samples { try b.append(SafetensorsFixtures.sample(s)) }
         let python = try SafetensorsFixtures.bytes("oracle/\(name)")
         let w = try b.makeWriter(shardIndex: spec.shard_index)
@@ -530,7 +530,7 @@ enum SafetensorsFixtures {
 
     @Test func badSamplesAreRejectedAndNotAppended() throws {
         let l = try Self.layout()
-        var b = ShardBuilder(layout: l, medprepVersion: "t")
+        let b = ShardBuilder(layout: l, medprepVersion: "t")
         try b.append(Self.sample(l, slice: 0, of: 2))
         var s = Self.sample(l, slice: 1, of: 2)
         s.image.removeLast()
@@ -556,7 +556,7 @@ enum SafetensorsFixtures {
 
     @Test func shardRoundTripsAndChecks() throws {
         let l = try Self.layout()
-        var b = ShardBuilder(layout: l, medprepVersion: "9.9")
+        let b = ShardBuilder(layout: l, medprepVersion: "9.9")
         let samples = [Self.sample(l, case: 0, slice: 0, of: 3, label: 0), Self.sample(l, case: 0, slice: 2, of: 3),
                        Self.sample(l, case: 7, slice: 4, of: 5, label: 2)]
         for s in samples { try b.append(s) }
@@ -584,7 +584,7 @@ enum SafetensorsFixtures {
 
     @Test func halfPrecisionAndWideLabels() throws {
         let l = try Self.layout(.float16, k: 300)
-        var b = ShardBuilder(layout: l, medprepVersion: "t")
+        let b = ShardBuilder(layout: l, medprepVersion: "t")
         var s = Self.sample(l, slice: 0, of: 1, label: 299)
         s.image[0] = 65520
         s.image[1] = 1 + 0x1p-11
@@ -600,7 +600,7 @@ enum SafetensorsFixtures {
 
     @Test func shardCheckFindsInconsistencies() throws {
         let l = try Self.layout()
-        var b = ShardBuilder(layout: l, medprepVersion: "t")
+        let b = ShardBuilder(layout: l, medprepVersion: "t")
         try b.append(Self.sample(l, slice: 1, of: 4))
         let good = try b.makeWriter(shardIndex: 0)
         func mutated(_ change: (inout SafetensorsWriter) throws -> Void) throws -> SafetensorsFile {
@@ -631,7 +631,7 @@ enum SafetensorsFixtures {
     @Test func sameSamplesSameBytes() throws {
         let l = try Self.layout()
         func build() throws -> [UInt8] {
-            var b = ShardBuilder(layout: l, medprepVersion: "t", capacity: 4)
+            let b = ShardBuilder(layout: l, medprepVersion: "t", capacity: 4)
             for i in 0..<4 { try b.append(Self.sample(l, case: i % 2, slice: i, of: 4)) }
             return try b.makeWriter(shardIndex: 1).serialize()
         }

@@ -4,3 +4,4 @@
 #include "mp_jpeg.h"
 #include "mp_jpeg_encode.h"
 #include "mp_sha256.h"
+#include "mp_direct_io.h"

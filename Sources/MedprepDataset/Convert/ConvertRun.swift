@@ -137,6 +137,31 @@ public final class ConvertRun {
         var nextSample = journal.sampleCount  // global sample number of the next sample placed
         let planned = plan
         let todo = Array(cases.indices.dropFirst(startPosition))
+        // Shards are hashed and written on a thread of their own while the next one fills; at most
+        // one is in flight (two file-image buffers in all). The journal is saved only once a shard
+        // is durable, as it stood when that shard was sealed.
+        var inFlight: (write: BackgroundWork<ShardRecord>, shard: SealedShard, journal: Journal)? = nil
+        var sealed = journal.shards.count
+        defer { _ = try? inFlight?.write.wait() }  // a failed run still waits for its writer thread
+        let dir = outDir
+        func finishWrite() throws {
+            guard let w = inFlight else { return }
+            inFlight = nil
+            let record = try w.write.wait()
+            builder?.recycle(w.shard)
+            journal.shards.append(record.json)
+            var durable = w.journal
+            durable.shards = journal.shards
+            try durable.save(dir: dir)
+        }
+        /// Seals the builder's shard (the journal already updated past it) and starts writing it.
+        func startWrite() throws {
+            try finishWrite()
+            let shard = try builder!.seal(shardIndex: sealed)
+            let first = nextSample - shard.sampleCount
+            sealed += 1
+            inFlight = (BackgroundWork { try shard.write(directory: dir, firstSample: first) }, shard, journal)
+        }
 
         try orderedParallel(count: todo.count, jobs: jobs, work: { [cases, caseIndices] k -> Result<CaseOutput, Error> in
             let pos = todo[k]
@@ -164,7 +189,8 @@ public final class ConvertRun {
                                          labelDType: ShardLayout.LabelDTypeChoice(rawValue: manifest.dtypes.label) ?? .auto,
                                          sdf: manifest.maps.sdf, rrw: manifest.maps.rrw,
                                          mapScales: (manifest.maps.sdf || manifest.maps.rrw) ? manifest.maps.scales : [])
-                builder = ShardBuilder(layout: layout!, medprepVersion: options.medprepVersion, capacity: manifest.shardSize)
+                builder = ShardBuilder(layout: layout!, medprepVersion: options.medprepVersion, capacity: manifest.shardSize,
+                                       firstShardIndex: sealed)
             }
             guard out.channels == layout!.channels, out.sliceHeight == layout!.height, out.sliceWidth == layout!.width else {
                 throw MedprepError(.mismatch, path: cases[pos].images[0],
@@ -175,14 +201,11 @@ public final class ConvertRun {
                 try builder!.append(sample)
                 nextSample += 1
                 if builder!.count == manifest.shardSize {
-                    let record = try builder!.writeShard(directory: outDir, shardIndex: journal.shards.count,
-                                                         firstSample: nextSample - manifest.shardSize)
-                    journal.shards.append(record.json)
                     journal.sampleCount = nextSample
                     journal.cursorCase = s + 1 == out.samples.count ? pos + 1 : pos
                     journal.cursorSlice = s + 1 == out.samples.count ? 0 : s + 1
                     if journal.cursorCase == pos + 1 { journal.cases.append(caseRecord(out, first: firstOfCase)); journal.normalisation.append(out.normalisation) }
-                    try journal.save(dir: outDir)
+                    try startWrite()
                 }
             }
             skipSlices = 0
@@ -194,12 +217,11 @@ public final class ConvertRun {
             }
             onCase?(pos + 1, cases.count, c.id)
         })
-        if var b = builder, b.count > 0 {
-            let record = try b.writeShard(directory: outDir, shardIndex: journal.shards.count, firstSample: nextSample - b.count)
-            journal.shards.append(record.json)
+        if let b = builder, b.count > 0 {
             journal.sampleCount = nextSample
-            try journal.save(dir: outDir)
+            try startWrite()
         }
+        try finishWrite()
         let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
         try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
         unlink(outDir + "/" + Self.journalName)

@@ -54,10 +54,13 @@ public enum Float16Conversion {
     /// Converts a buffer (numpy `a.astype(np.float16)` as bit patterns).
     public static func halfBits(_ values: [Float]) -> [UInt16] {
         HugePages.array(count: values.count) { out in
-            values.withUnsafeBufferPointer { src in
-                for i in 0..<src.count { out[i] = halfBits(src[i]) }
-            }
+            if let base = out.baseAddress { values.withUnsafeBufferPointer { halfBits($0, into: UnsafeMutableRawPointer(base)) } }
         }
+    }
+
+    /// Converts `values` into little-endian half bit patterns at `out` (2 bytes each, any alignment).
+    public static func halfBits(_ values: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawPointer) {
+        for i in 0..<values.count { out.storeBytes(of: halfBits(values[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
     }
 
     public static func floats(fromHalfBits values: [UInt16]) -> [Float] {

@@ -40,28 +40,70 @@ public struct SafetensorsWriter: Sendable {
         try add(name, SafetensorsTensor(values, shape: shape))
     }
 
-    /// Tensor entries in file order with their data offsets.
-    public func layout() -> [(name: String, tensor: SafetensorsTensor, begin: Int, end: Int)] {
-        let ordered = tensors.sorted { l, r in
-            if l.tensor.dtype.alignmentRank != r.tensor.dtype.alignmentRank {
-                return l.tensor.dtype.alignmentRank > r.tensor.dtype.alignmentRank
-            }
+    /// A tensor as the header sees it: planning a file needs no element bytes.
+    public struct Entry: Sendable, Equatable {
+        public var name: String
+        public var dtype: SafetensorsDType
+        public var shape: [Int]
+        public var byteCount: Int
+
+        public init(name: String, dtype: SafetensorsDType, shape: [Int], byteCount: Int) {
+            self.name = name; self.dtype = dtype; self.shape = shape; self.byteCount = byteCount
+        }
+    }
+
+    /// Where every tensor lies in the file, and the header that says so.
+    public struct Plan: Sendable {
+        /// Tensors in file order: each one's position in the list given to `plan`, and its byte
+        /// range relative to the start of the data buffer.
+        public var order: [(index: Int, begin: Int, end: Int)]
+        /// The header JSON, space-padded to a multiple of 8 bytes (without the length prefix).
+        public var header: [UInt8]
+        /// File offset of the data buffer: the 8-byte length, then the header.
+        public var dataStart: Int { 8 + header.count }
+        public var fileBytes: Int { dataStart + (order.last?.end ?? 0) }
+
+        /// Writes the length prefix and the header: the file's first `dataStart` bytes.
+        public func writeHeader(to start: UnsafeMutableRawPointer) {
+            start.storeBytes(of: UInt64(header.count).littleEndian, as: UInt64.self)
+            header.withUnsafeBytes { (start + 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+
+    /// Orders the tensors (alignment rank descending, then name as UTF-8 bytes), gives each its
+    /// data offsets and builds the header.
+    public static func plan(metadata: [String: String]?, tensors: [Entry]) -> Plan {
+        let ordered = tensors.indices.sorted { li, ri in
+            let l = tensors[li], r = tensors[ri]
+            if l.dtype.alignmentRank != r.dtype.alignmentRank { return l.dtype.alignmentRank > r.dtype.alignmentRank }
             return l.name.utf8.lexicographicallyPrecedes(r.name.utf8)
         }
         var offset = 0
-        return ordered.map { entry in
+        let order = ordered.map { i in
             let begin = offset
-            offset += entry.tensor.byteCount
-            return (entry.name, entry.tensor, begin, offset)
+            offset += tensors[i].byteCount
+            return (index: i, begin: begin, end: offset)
+        }
+        return Plan(order: order, header: headerBytes(metadata: metadata, tensors: tensors, order: order))
+    }
+
+    private var entries: [Entry] {
+        tensors.map { Entry(name: $0.name, dtype: $0.tensor.dtype, shape: $0.tensor.shape, byteCount: $0.tensor.byteCount) }
+    }
+
+    /// Tensor entries in file order with their data offsets.
+    public func layout() -> [(name: String, tensor: SafetensorsTensor, begin: Int, end: Int)] {
+        SafetensorsWriter.plan(metadata: metadata, tensors: entries).order.map { e in
+            (tensors[e.index].name, tensors[e.index].tensor, e.begin, e.end)
         }
     }
 
     /// The header JSON, space-padded to a multiple of 8 bytes (without the length prefix).
     public func headerBytes() -> [UInt8] {
-        headerBytes(layout())
+        SafetensorsWriter.plan(metadata: metadata, tensors: entries).header
     }
 
-    private func headerBytes(_ entries: [(name: String, tensor: SafetensorsTensor, begin: Int, end: Int)]) -> [UInt8] {
+    private static func headerBytes(metadata: [String: String]?, tensors: [Entry], order: [(index: Int, begin: Int, end: Int)]) -> [UInt8] {
         var out: [UInt8] = [UInt8(ascii: "{")]
         var first = true
         func comma() {
@@ -81,11 +123,12 @@ public struct SafetensorsWriter: Sendable {
             }
             out.append(UInt8(ascii: "}"))
         }
-        for e in entries {
+        for e in order {
+            let t = tensors[e.index]
             comma()
-            SafetensorsWriter.appendQuoted(e.name, to: &out)
-            out.append(contentsOf: Array(":{\"dtype\":\"\(e.tensor.dtype.rawValue)\",\"shape\":[".utf8))
-            out.append(contentsOf: Array(e.tensor.shape.map(String.init).joined(separator: ",").utf8))
+            SafetensorsWriter.appendQuoted(t.name, to: &out)
+            out.append(contentsOf: Array(":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[".utf8))
+            out.append(contentsOf: Array(t.shape.map(String.init).joined(separator: ",").utf8))
             out.append(contentsOf: Array("],\"data_offsets\":[\(e.begin),\(e.end)]}".utf8))
         }
         out.append(UInt8(ascii: "}"))
@@ -96,19 +139,13 @@ public struct SafetensorsWriter: Sendable {
 
     /// The whole file.
     public func serialize() -> [UInt8] {
-        let entries = layout()
-        let header = headerBytes(entries)
-        let dataBytes = entries.last?.end ?? 0
-        let total = 8 + header.count + dataBytes
-        return HugePages.array(count: total) { (out: UnsafeMutableBufferPointer<UInt8>) in
-            let raw = UnsafeMutableRawBufferPointer(out)
-            var n = UInt64(header.count).littleEndian
-            withUnsafeBytes(of: &n) { raw.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 8) }
-            header.withUnsafeBytes { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            let base = 8 + header.count
-            for e in entries where e.end > e.begin {
-                e.tensor.withUnsafeBytes { src in
-                    (raw.baseAddress! + base + e.begin).copyMemory(from: src.baseAddress!, byteCount: e.end - e.begin)
+        let plan = SafetensorsWriter.plan(metadata: metadata, tensors: entries)
+        return HugePages.array(count: plan.fileBytes) { (out: UnsafeMutableBufferPointer<UInt8>) in
+            let base = UnsafeMutableRawPointer(out.baseAddress!)
+            plan.writeHeader(to: base)
+            for e in plan.order where e.end > e.begin {
+                tensors[e.index].tensor.withUnsafeBytes { src in
+                    (base + plan.dataStart + e.begin).copyMemory(from: src.baseAddress!, byteCount: e.end - e.begin)
                 }
             }
         }

@@ -1,63 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MedprepCore
 
-/// Accumulates samples and stacks each field into one tensor per shard (docs/shard-format.md).
+/// Accumulates samples straight into a shard's file image (docs/shard-format.md): one reusable
+/// page-aligned buffer in which every tensor already sits at its offset in the finished file,
+/// laid out for a full shard of `capacity` samples, so a sample's values are copied once, into
+/// place, and a full shard is written from that buffer as it is (header in front, O_DIRECT, no
+/// serialised copy, no fresh memory per shard). A shortened last shard is compacted in place.
 /// Samples keep the order they are appended in; the same samples give the same bytes.
-public struct ShardBuilder: Sendable {
+public final class ShardBuilder {
     public let layout: ShardLayout
     public let medprepVersion: String
     public private(set) var count = 0
 
-    private var imageF32: [Float] = []
-    private var imageF16: [UInt16] = []
-    private var label8: [UInt8] = []
-    private var label16: [UInt16] = []
-    private var maps: [String: [Float]] = [:]
-    private var caseIndex: [Int32] = []
-    private var sliceIndex: [Int32] = []
-    private var sliceCount: [Int32] = []
-    private var position: [Double] = []
-    private var sliceCoord: [Double] = []
-    private var pcl: [UInt8] = []
-    private var presence: [UInt8] = []
-    private let reserve: Int
+    /// One tensor of the shard: its shape is [N] + `sampleShape`.
+    private struct Field {
+        let name: String
+        let dtype: SafetensorsDType
+        let sampleShape: [Int]
+        var sampleBytes: Int { sampleShape.reduce(1, *) * dtype.itemSize }
+    }
 
-    /// `capacity`: samples per shard to reserve memory for (0: grow as needed).
-    public init(layout: ShardLayout, medprepVersion: String, capacity: Int = 0) {
+    /// image, label, the maps (layout.mapTensors order), then the per-sample values (`scalar0` on).
+    private let fields: [Field]
+    private let scalar0: Int
+    /// Samples the current slots have room for (doubles when exceeded).
+    private var slotCapacity: Int
+    /// Byte offset in `buffer` of each field's first sample.
+    private var slots: [Int] = []
+    private var buffer: AlignedBuffer
+    /// A written shard's buffer, handed back with `recycle`.
+    private var spare: AlignedBuffer?
+    /// The slots are laid out with this shard index's header (the next one `seal` expects).
+    private var nextShardIndex = 0
+
+    /// `capacity`: samples per shard (0: grow as needed). `firstShardIndex`: the index the first
+    /// shard will be sealed with (a full shard whose header was foreseen needs no moving at all).
+    public init(layout: ShardLayout, medprepVersion: String, capacity: Int = 0, firstShardIndex: Int = 0) {
         self.layout = layout
         self.medprepVersion = medprepVersion
-        reserve = max(0, capacity)
+        let L = layout
+        var f = [Field(name: "image", dtype: L.imageDType.safetensors, sampleShape: [L.channels, L.height, L.width]),
+                 Field(name: "label", dtype: L.labelDType, sampleShape: [L.height, L.width])]
+        for m in L.mapTensors {
+            let size = L.mapSize(scale: m.scale)
+            f.append(Field(name: m.name, dtype: .F32, sampleShape: [L.classCount, size.height, size.width]))
+        }
+        scalar0 = f.count
+        f += [Field(name: "case_index", dtype: .I32, sampleShape: []), Field(name: "slice_index", dtype: .I32, sampleShape: []),
+              Field(name: "slice_count", dtype: .I32, sampleShape: []), Field(name: "position", dtype: .F64, sampleShape: []),
+              Field(name: "slice_coord_mm", dtype: .F64, sampleShape: []), Field(name: "pcl_partition", dtype: .U8, sampleShape: []),
+              Field(name: "class_presence", dtype: .U8, sampleShape: [L.classCount])]
+        fields = f
+        slotCapacity = max(1, capacity)
+        nextShardIndex = max(0, firstShardIndex)
+        buffer = AlignedBuffer(capacity: 0)
         reset()
     }
 
     /// Drops the accumulated samples.
-    public mutating func reset() {
-        let n = reserve
-        let plane = layout.height * layout.width
+    public func reset() {
         count = 0
-        imageF32 = []
-        imageF16 = []
-        if layout.imageDType == .float32 { imageF32.reserveCapacity(n * layout.channels * plane) } else { imageF16.reserveCapacity(n * layout.channels * plane) }
-        label8 = []
-        label16 = []
-        if layout.labelDType == .U8 { label8.reserveCapacity(n * plane) } else { label16.reserveCapacity(n * plane) }
-        maps = [:]
-        for m in layout.mapTensors {
-            var a: [Float] = []
-            let s = layout.mapSize(scale: m.scale)
-            a.reserveCapacity(n * layout.classCount * s.height * s.width)
-            maps[m.name] = a
-        }
-        caseIndex = []; caseIndex.reserveCapacity(n)
-        sliceIndex = []; sliceIndex.reserveCapacity(n)
-        sliceCount = []; sliceCount.reserveCapacity(n)
-        position = []; position.reserveCapacity(n)
-        sliceCoord = []; sliceCoord.reserveCapacity(n)
-        pcl = []; pcl.reserveCapacity(n)
-        presence = []; presence.reserveCapacity(n * layout.classCount)
+        let plan = plan(samples: slotCapacity, shardIndex: nextShardIndex)
+        slots = offsets(plan)
+        buffer.reserve(plan.fileBytes, preserving: 0)
     }
 
     /// Checks a sample against the layout and appends it. Nothing is appended when it throws.
-    public mutating func append(_ s: ShardSample) throws {
+    public func append(_ s: ShardSample) throws {
         let L = layout
         let plane = L.height * L.width
         let what = "case \(s.caseIndex) slice \(s.sliceIndex)"
@@ -79,9 +90,11 @@ public struct ShardBuilder: Sendable {
         }
         let K = L.classCount
         var present = [UInt8](repeating: 0, count: K)
-        for v in s.label {
-            guard Int(v) < K else { throw bad("label value '\(v)' is not below the class count \(K).") }
-            present[Int(v)] = 1
+        try s.label.withUnsafeBufferPointer { labels in
+            for v in labels {
+                guard Int(v) < K else { throw bad("label value '\(v)' is not below the class count \(K).") }
+                present[Int(v)] = 1
+            }
         }
         if let given = s.classPresence {
             guard given.count == K, given.allSatisfy({ $0 <= 1 }) else {
@@ -105,82 +118,162 @@ public struct ShardBuilder: Sendable {
             }
         }
 
-        // Everything checked: append.
+        // Everything checked: copy the values into place (little-endian, as the host stores them).
+        if count == slotCapacity { grow() }
+        func at(_ f: Int) -> UnsafeMutableRawPointer { buffer.base + slots[f] + count * fields[f].sampleBytes }
+        func copy<T>(_ values: [T], to f: Int) {
+            values.withUnsafeBytes { if let src = $0.baseAddress { at(f).copyMemory(from: src, byteCount: $0.count) } }
+        }
         if L.imageDType == .float32 {
-            imageF32.append(contentsOf: s.image)
+            copy(s.image, to: 0)
         } else {
-            imageF16.append(contentsOf: Float16Conversion.halfBits(s.image))
+            s.image.withUnsafeBufferPointer { Float16Conversion.halfBits($0, into: at(0)) }
         }
         if L.labelDType == .U8 {
-            label8.append(contentsOf: s.label.lazy.map { UInt8(truncatingIfNeeded: $0) })
+            let out = at(1)
+            s.label.withUnsafeBufferPointer { labels in
+                for (i, v) in labels.enumerated() { out.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: i, as: UInt8.self) }
+            }
         } else {
-            label16.append(contentsOf: s.label)
+            copy(s.label, to: 1)
         }
-        for m in L.mapTensors {
-            let values = (m.kind == "sdf" ? s.sdf : s.rrw)[m.scale]!
-            maps[m.name, default: []].append(contentsOf: values)
+        for (i, m) in L.mapTensors.enumerated() {
+            copy((m.kind == "sdf" ? s.sdf : s.rrw)[m.scale]!, to: 2 + i)
         }
-        caseIndex.append(Int32(s.caseIndex))
-        sliceIndex.append(Int32(s.sliceIndex))
-        sliceCount.append(Int32(s.sliceCount))
-        position.append(ShardLayout.position(sliceIndex: s.sliceIndex, sliceCount: s.sliceCount))
-        sliceCoord.append(s.sliceCoordMM)
-        pcl.append(UInt8(partition))
-        presence.append(contentsOf: present)
+        at(scalar0).storeBytes(of: Int32(s.caseIndex).littleEndian, as: Int32.self)
+        at(scalar0 + 1).storeBytes(of: Int32(s.sliceIndex).littleEndian, as: Int32.self)
+        at(scalar0 + 2).storeBytes(of: Int32(s.sliceCount).littleEndian, as: Int32.self)
+        let p = ShardLayout.position(sliceIndex: s.sliceIndex, sliceCount: s.sliceCount)
+        at(scalar0 + 3).storeBytes(of: p.bitPattern.littleEndian, as: UInt64.self)
+        at(scalar0 + 4).storeBytes(of: s.sliceCoordMM.bitPattern.littleEndian, as: UInt64.self)
+        at(scalar0 + 5).storeBytes(of: UInt8(partition), as: UInt8.self)
+        copy(present, to: scalar0 + 6)
         count += 1
     }
 
     /// The shard's `__metadata__`.
     public func metadata(shardIndex: Int) -> [String: String] {
+        metadata(shardIndex: shardIndex, sampleCount: count)
+    }
+
+    private func metadata(shardIndex: Int, sampleCount: Int) -> [String: String] {
         [
             "format": ShardLayout.format,
             "format_version": ShardLayout.formatVersion,
             "shard_index": String(shardIndex),
-            "sample_count": String(count),
+            "sample_count": String(sampleCount),
             "medprep_version": medprepVersion,
         ]
     }
 
-    /// The shard as a writer (tensors share the builder's arrays; nothing is copied yet).
+    /// The file a shard of `n` samples would be: tensor order, offsets, header.
+    private func plan(samples n: Int, shardIndex: Int) -> SafetensorsWriter.Plan {
+        SafetensorsWriter.plan(metadata: metadata(shardIndex: shardIndex, sampleCount: n), tensors: fields.map {
+            SafetensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: [n] + $0.sampleShape, byteCount: n * $0.sampleBytes)
+        })
+    }
+
+    /// Each field's file offset under `plan`.
+    private func offsets(_ plan: SafetensorsWriter.Plan) -> [Int] {
+        var out = [Int](repeating: 0, count: fields.count)
+        for e in plan.order { out[e.index] = plan.dataStart + e.begin }
+        return out
+    }
+
+    /// Moves every field's samples to `target` offsets, in place (the buffer first grows to
+    /// `size` bytes if needed). Fields keep their file order, so moving the ones that go down in
+    /// ascending order and the ones that go up in descending order never overwrites a field
+    /// before it has moved.
+    private func move(to target: [Int], size: Int) {
+        let live = fields.map { count * $0.sampleBytes }
+        buffer.reserve(max(size, zip(target, live).map(+).max() ?? 0), preserving: zip(slots, live).map(+).max() ?? 0)
+        let order = fields.indices.sorted { slots[$0] < slots[$1] }
+        for f in order where target[f] < slots[f] && live[f] > 0 {
+            memmove(buffer.base + target[f], buffer.base + slots[f], live[f])
+        }
+        for f in order.reversed() where target[f] > slots[f] && live[f] > 0 {
+            memmove(buffer.base + target[f], buffer.base + slots[f], live[f])
+        }
+        slots = target
+    }
+
+    /// More room (only when appending beyond the capacity given, or with capacity 0).
+    private func grow() {
+        slotCapacity *= 2
+        let plan = plan(samples: slotCapacity, shardIndex: nextShardIndex)
+        move(to: offsets(plan), size: plan.fileBytes)
+    }
+
+    /// Finishes the shard: compacts it if it is short (or its header was not foreseen), writes the
+    /// header in front and hands the file image over. The builder goes on with a spare buffer
+    /// (see `recycle`) or a new one; its count is then 0.
+    public func seal(shardIndex: Int) throws -> SealedShard {
+        guard count > 0 else { throw MedprepError(.invalidArgument, "shard \(shardIndex) has no samples.") }
+        let plan = plan(samples: count, shardIndex: shardIndex)
+        move(to: offsets(plan), size: plan.fileBytes)
+        plan.writeHeader(to: buffer.base)
+        let sealed = SealedShard(buffer: buffer, byteCount: plan.fileBytes, shardIndex: shardIndex, sampleCount: count)
+        buffer = spare ?? AlignedBuffer(capacity: buffer.capacity)
+        spare = nil
+        nextShardIndex = shardIndex + 1
+        reset()
+        return sealed
+    }
+
+    /// Hands a written shard's buffer back for the next shard (the shard must not be used again):
+    /// two buffers then serve a whole run, one filling while the other is written.
+    public func recycle(_ shard: SealedShard) {
+        if shard.buffer !== buffer { spare = shard.buffer }
+    }
+
+    /// The shard as a writer with its own copies of the tensors (tests and tools; convert seals).
     public func makeWriter(shardIndex: Int) throws -> SafetensorsWriter {
         guard count > 0 else { throw MedprepError(.invalidArgument, "shard \(shardIndex) has no samples.") }
-        let L = layout
-        let N = count
         var w = SafetensorsWriter(metadata: metadata(shardIndex: shardIndex))
-        let imageShape = [N, L.channels, L.height, L.width]
-        if L.imageDType == .float32 {
-            try w.add("image", imageF32, shape: imageShape)
-        } else {
-            try w.add("image", SafetensorsTensor(float16Bits: imageF16, shape: imageShape))
+        for (f, field) in fields.enumerated() {
+            let bytes = Array(UnsafeRawBufferPointer(start: buffer.base + slots[f], count: count * field.sampleBytes))
+            try w.add(field.name, SafetensorsTensor(dtype: field.dtype, shape: [count] + field.sampleShape, littleEndianBytes: bytes))
         }
-        if L.labelDType == .U8 {
-            try w.add("label", label8, shape: [N, L.height, L.width])
-        } else {
-            try w.add("label", label16, shape: [N, L.height, L.width])
-        }
-        for m in L.mapTensors {
-            let size = L.mapSize(scale: m.scale)
-            try w.add(m.name, maps[m.name] ?? [], shape: [N, L.classCount, size.height, size.width])
-        }
-        try w.add("case_index", caseIndex, shape: [N])
-        try w.add("slice_index", sliceIndex, shape: [N])
-        try w.add("slice_count", sliceCount, shape: [N])
-        try w.add("position", position, shape: [N])
-        try w.add("slice_coord_mm", sliceCoord, shape: [N])
-        try w.add("pcl_partition", pcl, shape: [N])
-        try w.add("class_presence", presence, shape: [N, L.classCount])
         return w
     }
 
     /// Writes the shard atomically to `directory/fileName(shardIndex)`, returns its index
     /// entry and resets the builder for the next shard.
-    public mutating func writeShard(directory: String, shardIndex: Int, firstSample: Int, overwrite: Bool = true) throws -> ShardRecord {
+    public func writeShard(directory: String, shardIndex: Int, firstSample: Int, overwrite: Bool = true) throws -> ShardRecord {
+        let sealed = try seal(shardIndex: shardIndex)
+        defer { recycle(sealed) }
+        return try sealed.write(directory: directory, firstSample: firstSample, overwrite: overwrite)
+    }
+}
+
+/// A finished shard's file image, ready to hash and write. It owns its buffer until that is
+/// handed back with `ShardBuilder.recycle`; meanwhile another thread may write it.
+public final class SealedShard: @unchecked Sendable {
+    public let shardIndex: Int
+    public let sampleCount: Int
+    /// The file's length.
+    public let byteCount: Int
+    let buffer: AlignedBuffer
+
+    init(buffer: AlignedBuffer, byteCount: Int, shardIndex: Int, sampleCount: Int) {
+        self.buffer = buffer; self.byteCount = byteCount; self.shardIndex = shardIndex; self.sampleCount = sampleCount
+    }
+
+    /// Calls `body` with the whole file (valid only inside `body`).
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(UnsafeRawBufferPointer(start: buffer.base, count: byteCount)) }
+    }
+
+    /// Hashes the image and writes it atomically (temporary name, O_DIRECT where the filesystem
+    /// allows it, fsync, rename) to `directory/shard-NNNNN.safetensors`; returns its index entry.
+    public func write(directory: String, firstSample: Int, overwrite: Bool = true) throws -> ShardRecord {
         let name = ShardLayout.fileName(shardIndex: shardIndex)
         let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-        let written = try makeWriter(shardIndex: shardIndex).write(to: path, overwrite: overwrite)
-        let record = ShardRecord(file: name, sha256: written.sha256, bytes: written.bytes, sampleCount: count, firstSample: firstSample)
-        reset()
-        return record
+        var hash = SHA256()
+        withBytes { hash.update($0) }
+        let sha = hash.finalizeHex()
+        try FileIO.writeAtomically(buffer, count: byteCount, to: path, overwrite: overwrite)
+        return ShardRecord(file: name, sha256: sha, bytes: byteCount, sampleCount: sampleCount, firstSample: firstSample)
     }
 }
 
