@@ -26,7 +26,12 @@ let package = Package(
         ),
         .target(name: "MedprepCore", dependencies: ["CMedprep"]),
         .target(name: "MedprepIO", dependencies: ["MedprepCore", "CMedprep"]),
-        .target(name: "MedprepProcessing", dependencies: ["MedprepCore"]),
+        .target(
+            name: "MedprepProcessing", dependencies: ["MedprepCore"],
+            // Float.squareRoot() goes through a C shim; without errno it becomes a vector sqrt in
+            // the distance-map loops.
+            swiftSettings: [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
+        ),
         .target(name: "MedprepDataset", dependencies: ["MedprepCore", "MedprepIO", "MedprepProcessing", "Yams"]),
         .target(
             name: "MedprepCommands",

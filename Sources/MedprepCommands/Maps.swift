@@ -141,7 +141,8 @@ struct Maps: ParsableCommand {
             }
             let dimsText = res.grid.dims.map { String($0) }.joined(separator: "x")
             text.append("scale \(s): \(dimsText), spacing (\(res.grid.spacing.map { formatShort($0) }.joined(separator: ", ")))")
-            for c in res.summaries {
+            let summaries = res.summaries(threads: options.threads)
+            for c in summaries {
                 var line = "  class \(c.classValue): \(c.voxels) voxels"
                 if let a = c.sdfMin, let b = c.sdfMax { line += ", sdf \(Self.fmt(a)) .. \(Self.fmt(b))" }
                 if let a = c.rrwMin, let b = c.rrwMax { line += ", rrw \(Self.fmt(a)) .. \(Self.fmt(b))" }
@@ -153,7 +154,7 @@ struct Maps: ParsableCommand {
                 ("dims", .array(res.grid.dims.map { .int($0) })),
                 ("spacing", .numbers(res.grid.spacing)),
                 ("files", .object(files)),
-                ("classes", .array(res.summaries.map { c in
+                ("classes", .array(summaries.map { c in
                     .object([("class", .int(c.classValue)), ("voxels", .int(c.voxels)),
                              ("sdf_min", c.sdfMin.map { .number(Double($0)) } ?? .null),
                              ("sdf_max", c.sdfMax.map { .number(Double($0)) } ?? .null),

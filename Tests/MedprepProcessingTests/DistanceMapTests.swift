@@ -324,9 +324,9 @@ import Testing
     @Test func summariesCountVoxelsAndRanges() throws {
         let res = try DistanceMaps.compute(labels: Self.line, grid: MapGrid(dims: [9]),
                                            options: DistanceMapOptions(sdf: .boundary, rrw: true))
-        #expect(res.summaries.map(\.classValue) == [0, 1])
-        #expect(res.summaries.map(\.voxels) == [6, 3])
-        #expect(res.summaries[1].sdfMin == -1 && res.summaries[1].sdfMax == 3)
-        #expect(res.summaries[0].rrwMin == -1 && res.summaries[0].rrwMax == 1)
+        #expect(res.summaries().map(\.classValue) == [0, 1])
+        #expect(res.summaries().map(\.voxels) == [6, 3])
+        #expect(res.summaries()[1].sdfMin == -1 && res.summaries()[1].sdfMax == 3)
+        #expect(res.summaries()[0].rrwMin == -1 && res.summaries()[0].rrwMax == 1)
     }
 }

@@ -54,7 +54,13 @@ public struct DistanceMapResult: Sendable {
     public let classes: [Int]
     public let sdf: [Float]?
     public let rrw: [Float]?
-    public let summaries: [ClassMapSummary]
+    /// Voxels of each class.
+    public let voxelCounts: [Int]
+
+    /// Per-class figures (a pass over every map; computed on request, convert does not need them).
+    public func summaries(threads: Int = 1) -> [ClassMapSummary] {
+        DistanceMaps.summarize(counts: voxelCounts, classes: classes, N: grid.count, sdf: sdf, rrw: rrw, threads: threads)
+    }
 }
 
 public enum DistanceMaps {
@@ -133,8 +139,9 @@ public enum DistanceMaps {
                 }
             }
         }
-        let summaries = summarize(keys: keys, classes: classes, N: N, sdf: sdf, rrw: rrw, threads: options.threads)
-        return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, summaries: summaries)
+        var counts = [Int](repeating: 0, count: K + 1)
+        for k in keys { counts[Int(k)] += 1 }
+        return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, voxelCounts: Array(counts.prefix(K)))
     }
 
     /// Nearest-neighbour downsampling for deep supervision: the voxel at index i of the coarse
@@ -269,10 +276,8 @@ public enum DistanceMaps {
         }
     }
 
-    static func summarize(keys: [UInt16], classes: [Int], N: Int, sdf: [Float]?, rrw: [Float]?,
+    static func summarize(counts: [Int], classes: [Int], N: Int, sdf: [Float]?, rrw: [Float]?,
                           threads: Int = 1) -> [ClassMapSummary] {
-        var counts = [Int](repeating: 0, count: classes.count + 1)
-        for k in keys { counts[Int(k)] += 1 }
         // Min and max per class, over fixed chunks in parallel (min/max do not depend on order).
         func ranges(_ a: [Float]?) -> [(Float?, Float?)] {
             guard let a, N > 0 else { return classes.map { _ in (nil, nil) } }

@@ -19,8 +19,13 @@ public enum DistanceTransform {
             }
         }
         if !mask.contains(false) {
-            let axis = virtualVoxelAxis == .first ? 0 : grid.rank - 1
-            return (0..<grid.count).map { virtualDistance(index: $0, grid: grid, axis: axis, spacing: grid.spacing3) }
+            let ctx = MapKernel.Context(grid: grid, spacing: grid.spacing3,
+                                        virtualAxis: virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
+            let (tx, ty, tz) = ctx.virtualTables
+            return [Double](unsafeUninitializedCapacity: grid.count) { out, n in
+                ctx.fillSeparable(tx, ty, tz, out: out.baseAddress!) { $0.squareRoot() }
+                n = grid.count
+            }
         }
         return (0..<grid.count).map { mask[$0] ? Double(sq[$0]).squareRoot() : 0 }
     }
@@ -48,18 +53,5 @@ public enum DistanceTransform {
             throw MedprepError(.invalidArgument,
                                "array of \(n) values does not match grid \(grid.dims.map { String($0) }.joined(separator: "x")) (\(grid.count) voxels).")
         }
-    }
-
-    /// Distance from voxel `index` to scipy's virtual background voxel (-1 on `axis`, 0 elsewhere).
-    @inline(__always)
-    static func virtualDistance(index: Int, grid: MapGrid, axis: Int, spacing: [Double]) -> Double {
-        let nx = grid.nx, ny = grid.ny
-        let p = [index % nx, (index / nx) % ny, index / (nx * ny)]
-        var s = 0.0
-        for d in 0..<3 {
-            let c = Double(d == axis ? p[d] + 1 : p[d]) * spacing[d]
-            s += c * c
-        }
-        return s.squareRoot()
     }
 }

@@ -131,8 +131,10 @@ enum EDTEngine {
 
     /// Pass 1, along `axis` (the slowest axis with more than one voxel, so every line starts in
     /// the first plane): for each voxel, the distance along its line to the nearest voxel of
-    /// another key. Forward sweep: steps back to the previous key change; backward sweep: steps
-    /// on to the next; both over whole planes (contiguous, branch-free, vectorisable).
+    /// another key. Forward sweep: steps since the last key change (+inf before the first one),
+    /// written straight into `scratch`; backward sweep: steps to the next change, kept for one
+    /// plane, and the smaller of the two squared. Both sweep whole planes with branch-free,
+    /// vectorisable selects (steps are small integers, exact in Float).
     /// Writes squared distances to `scratch`; returns, per line (index within a plane), whether
     /// its keys are all equal.
     static func scan<Key: FixedWidthInteger & Sendable>(
@@ -145,8 +147,6 @@ enum EDTEngine {
         let k = SendableBox(keys), sc = SendableBox(scratch)
         let block = 2048
         let blocks = (stride + block - 1) / block
-        // Steps to the nearest change as Int32; "none" is a large sentinel.
-        let none: Int32 = 1 << 30
         let sf = Float(s)
         uniform.withUnsafeMutableBufferPointer { ub in
             let u = SendableBox(ub.baseAddress!)
@@ -154,44 +154,45 @@ enum EDTEngine {
                 let keys = k.value, scratch = sc.value
                 let j0 = range.lowerBound * block, j1 = Swift.min(range.upperBound * block, stride)
                 let w = j1 - j0
-                let last = UnsafeMutablePointer<Int32>.allocate(capacity: w)
-                let left = UnsafeMutablePointer<Int32>.allocate(capacity: n * w)
-                defer { last.deallocate(); left.deallocate() }
-                last.update(repeating: -none, count: w)
-                for j in 0..<w { left[j] = none }
-                for i in 1..<n {
-                    let row = keys + i * stride + j0, prev = row - stride
-                    let lrow = left + i * w
-                    let ii = Int32(i)
-                    for j in 0..<w {
-                        let l = row[j] != prev[j] ? ii - 1 : last[j]
-                        last[j] = l
-                        lrow[j] = ii - l
+                let next = UnsafeMutablePointer<Float>.allocate(capacity: w)
+                defer { next.deallocate() }
+                next.update(repeating: .infinity, count: w)
+                (scratch + j0).update(repeating: .infinity, count: w)
+                var i = 1
+                while i < n {
+                    let row = keys + (i &* stride &+ j0), o = scratch + (i &* stride &+ j0)
+                    let prev = row - stride, po = o - stride
+                    var j = 0
+                    while j < w {
+                        let up = po[j] + 1
+                        o[j] = row[j] == prev[j] ? up : 1
+                        j &+= 1
                     }
+                    i &+= 1
                 }
-                last.update(repeating: none, count: w)
-                var i = n - 1
+                i = n &- 1
                 while i >= 0 {
-                    let row = keys + i * stride + j0
-                    let lrow = left + i * w
-                    let o = scratch + i * stride + j0
-                    let ii = Int32(i)
-                    if i < n - 1 {
-                        let next = row + stride
-                        for j in 0..<w {
-                            let r = row[j] != next[j] ? ii + 1 : last[j]
-                            last[j] = r
+                    let row = keys + (i &* stride &+ j0), o = scratch + (i &* stride &+ j0)
+                    if i < n &- 1 {
+                        let below = row + stride
+                        var j = 0
+                        while j < w {
+                            let down = next[j] + 1
+                            next[j] = row[j] == below[j] ? down : 1
+                            j &+= 1
                         }
                     }
-                    for j in 0..<w {
-                        let steps = Swift.min(lrow[j], last[j] &- ii)
-                        let d = Float(steps) * sf
-                        o[j] = steps >= none / 2 ? .infinity : d * d
+                    var j = 0
+                    while j < w {
+                        let f = o[j], b = next[j]
+                        let d = (f < b ? f : b) * sf
+                        o[j] = d * d
+                        j &+= 1
                     }
-                    i -= 1
+                    i &-= 1
                 }
-                // After the backward sweep, last[j] is the first change after voxel 0.
-                for j in 0..<w { u.value[j0 + j] = last[j] == none }
+                // After the backward sweep, next[j] is the distance from voxel 0 to the first change.
+                for j in 0..<w { u.value[j0 + j] = next[j] == .infinity }
             }
         }
         return uniform
@@ -321,25 +322,41 @@ enum EDTEngine {
                 // Flush the register vertices so the envelope is vx/vg[0..<cnt].
                 if cnt >= 2 { vx[cnt - 2] = x1; vg[cnt - 2] = g1 }
                 vx[cnt - 1] = x2; vg[cnt - 1] = g2
-                // Walk the envelope: move to the next vertex while it is lower (ties stay).
-                var l = 0
+                // Vertex l owns the voxels up to where vertex l + 1 becomes strictly lower: the
+                // parabolas cross at t (index units), so l ends at floor(t). Each segment is then
+                // filled by a branch-free loop (vectorised, square root included).
                 let last = cnt - 1
-                var xq = Double(a) * s
-                var cx = vx[0], cg = vg[0]
-                for q in a...b {
-                    var dx = cx - xq
-                    var d1 = cg + dx * dx
-                    while l < last {
-                        let nx = vx[l + 1], ng = vg[l + 1]
-                        dx = nx - xq
-                        let d2 = ng + dx * dx
-                        if d1 <= d2 { break }
-                        l += 1
-                        cx = nx; cg = ng
-                        d1 = d2
+                var l = 0
+                var q = a
+                while q <= b {
+                    var end = b + 1
+                    if l < last {
+                        let u = vx[l], v = vx[l + 1]
+                        let t = (vg[l + 1] - vg[l] + v * v - u * u) / (2 * s * (v - u))
+                        if t < Double(q) { l += 1; continue }
+                        if t < Double(b) { end = Int(t) + 1 }
                     }
-                    dst[q] = mode == 0 ? Float(d1) : off + sign * Float(d1).squareRoot()
-                    xq += s
+                    let vxl = vx[l], vgl = vg[l]
+                    let p = dst + q
+                    let q0 = Int32(truncatingIfNeeded: q)
+                    let count = end - q
+                    var i = 0
+                    switch mode {
+                    case 0:
+                        while i < count {
+                            let dx = Double(q0 &+ Int32(truncatingIfNeeded: i)) * s - vxl
+                            p[i] = Float(vgl + dx * dx)
+                            i &+= 1
+                        }
+                    default:
+                        while i < count {
+                            let dx = Double(q0 &+ Int32(truncatingIfNeeded: i)) * s - vxl
+                            p[i] = off + sign * Float(vgl + dx * dx).squareRoot()
+                            i &+= 1
+                        }
+                    }
+                    q = end
+                    l += 1
                 }
             }
             a = b + 1

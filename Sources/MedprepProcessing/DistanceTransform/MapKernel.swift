@@ -44,7 +44,7 @@ enum MapKernel {
                     let offset = conv == .boundary ? ctx.boundaryOffset : 0
                     EDTEngine.transform(keys: UnsafePointer(bin), dims: ctx.dims, spacing: sp, scratch: out, dst: out,
                                         final: .signed(insideKey: 1, offset: offset), threads: threads)
-                    if let rout { ctx.rrwFromSDF(sdf: UnsafePointer(out), inside: UnsafePointer(bin), offset: offset, out: rout) }
+                    if let rout { ctx.rrwFromSDF(sdf: UnsafePointer(out), offset: offset, out: rout) }
                 case .itk:
                     let contour = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
                     defer { contour.deallocate() }
@@ -130,36 +130,56 @@ enum MapKernel {
             }
         }
 
-        /// RRW from a boundary/plain SDF of the same class: inside, d = offset − sdf.
-        func rrwFromSDF(sdf: UnsafePointer<Float>, inside: UnsafePointer<UInt8>, offset: Double,
-                        out: UnsafeMutablePointer<Float>) {
-            var minS = Float.infinity
-            for i in 0..<N where inside[i] != 0 { minS = Swift.min(minS, sdf[i]) }
+        /// RRW from a boundary/plain SDF of the same class: inside, d = offset − sdf. Inside voxels
+        /// are those with sdf below offset/2: there d ≥ offset (the smallest spacing), so sdf ≤ 0
+        /// up to rounding, while outside sdf = d ≥ offset. So the mask is not read and both loops
+        /// vectorise.
+        func rrwFromSDF(sdf: UnsafePointer<Float>, offset: Double, out: UnsafeMutablePointer<Float>) {
+            let minS = DistanceMaps.minMax(sdf, N).0
+            let half = Float(offset / 2)
+            // In double, as `finishRRW` does, so both routes give the same bits.
             let inv = 1 / (offset - Double(minS))
-            let s = SendableBox(sdf), m = SendableBox(inside), o = SendableBox(out)
+            let s = SendableBox(sdf), o = SendableBox(out)
             chunks { r in
-                let sdf = s.value, inside = m.value, out = o.value
-                for i in r {
-                    out[i] = inside[i] != 0 ? Float(-(offset - Double(sdf[i])) * inv) : 1
+                let sdf = s.value, out = o.value
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let v = sdf[i]
+                    out[i] = v < half ? Float(-(offset - Double(v)) * inv) : 1
+                    i &+= 1
                 }
             }
         }
 
-        /// Coordinates of voxel i, scaled by spacing, with the virtual-voxel axis shifted by one.
-        @inline(__always)
-        func coords(_ i: Int) -> (Int, Int, Int) {
-            let nx = dims[0], ny = dims[1]
-            return (i % nx, (i / nx) % ny, i / (nx * ny))
+        /// Squared physical offsets along one axis, (shift(i) · spacing)² for each index i. The
+        /// full-class maps are separable sums of three such tables.
+        func axisTable(_ axis: Int, shift: (Int) -> Int) -> [Double] {
+            (0..<dims[axis]).map { let c = Double(shift($0)) * spacing[axis]; return c * c }
         }
 
-        /// Distance to scipy's virtual background voxel (index -1 on `virtualAxis`, 0 elsewhere).
-        func virtualDistance(_ i: Int) -> Double {
-            let (x, y, z) = coords(i)
-            var p = [x, y, z]
-            p[virtualAxis] += 1
-            var s = 0.0
-            for d in 0..<3 { let c = Double(p[d]) * spacing[d]; s += c * c }
-            return s.squareRoot()
+        /// Fills out[i] = f(tx[x] + ty[y] + tz[z]) over the grid, x fastest.
+        func fillSeparable<T>(_ tx: [Double], _ ty: [Double], _ tz: [Double], out: UnsafeMutablePointer<T>,
+                              _ f: (Double) -> T) {
+            var i = 0
+            for z in 0..<dims[2] {
+                for y in 0..<dims[1] {
+                    let yz = ty[y] + tz[z]
+                    for x in 0..<dims[0] { out[i] = f(tx[x] + yz); i += 1 }
+                }
+            }
+        }
+
+        /// Per-axis tables of the squared distance to scipy's virtual background voxel (index -1 on
+        /// `virtualAxis`, 0 on the other axes).
+        var virtualTables: ([Double], [Double], [Double]) {
+            let t = (0..<3).map { a in axisTable(a) { a == virtualAxis ? $0 + 1 : $0 } }
+            return (t[0], t[1], t[2])
+        }
+
+        /// Distance to scipy's virtual background voxel from the grid's last voxel (the farthest).
+        var farthestVirtualDistance: Double {
+            let (tx, ty, tz) = virtualTables
+            return (tx.last! + ty.last! + tz.last!).squareRoot()
         }
 
         /// A class that fills the grid: every convention is applied as if scipy's virtual background
@@ -168,29 +188,23 @@ enum MapKernel {
             switch conv {
             case .boundary:
                 let h = boundaryOffset
-                for i in 0..<N { out[i] = Float(h - virtualDistance(i)) }
+                let (tx, ty, tz) = virtualTables
+                fillSeparable(tx, ty, tz, out: out) { Float(h - $0.squareRoot()) }
             case .plain:
-                for i in 0..<N { out[i] = Float(-virtualDistance(i)) }
+                let (tx, ty, tz) = virtualTables
+                fillSeparable(tx, ty, tz, out: out) { Float(-$0.squareRoot()) }
             case .itk:
                 // Contour = the voxels adjacent (3^n neighbourhood) to the virtual voxel:
                 // index 0 on the virtual axis, 0 or 1 on the others.
-                for i in 0..<N {
-                    let (x, y, z) = coords(i)
-                    let p = [x, y, z]
-                    var s = 0.0
-                    for d in 0..<3 {
-                        let off = d == virtualAxis ? p[d] : Swift.max(p[d] - 1, 0)
-                        let c = Double(off) * spacing[d]
-                        s += c * c
-                    }
-                    out[i] = s == 0 ? 0 : Float(-s.squareRoot())
-                }
+                let t = (0..<3).map { a in axisTable(a) { a == virtualAxis ? $0 : Swift.max($0 - 1, 0) } }
+                fillSeparable(t[0], t[1], t[2], out: out) { $0 == 0 ? 0 : Float(-$0.squareRoot()) }
             }
         }
 
         func fullClassRRW(out: UnsafeMutablePointer<Float>) {
-            let maxD = virtualDistance(N - 1)
-            for i in 0..<N { out[i] = Float(-virtualDistance(i) / maxD) }
+            let maxD = farthestVirtualDistance
+            let (tx, ty, tz) = virtualTables
+            fillSeparable(tx, ty, tz, out: out) { Float(-$0.squareRoot() / maxD) }
         }
 
         /// ITK's contour: voxels of the mask with a voxel outside it among their 3^n − 1
