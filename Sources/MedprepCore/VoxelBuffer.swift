@@ -84,6 +84,55 @@ public enum VoxelBuffer: Sendable, Equatable {
         }
     }
 
+    /// Sets `out[i] = f(element i as Double)` for the first `out.count` elements, calling `f` once
+    /// per distinct value where that is cheap: through a lookup table for 8- and 16-bit integers,
+    /// once per run of equal values for other types (masks are long runs; NaN is never reused).
+    /// Turns a mask's stored values into codes without a Double and a decision per voxel.
+    @inlinable
+    public func mapDistinct<T>(into out: UnsafeMutableBufferPointer<T>, _ f: (Double) -> T) {
+        precondition(out.count <= count, "mapDistinct: \(out.count) outputs for \(count) values")
+        func viaTable<S: BinaryInteger>(_ a: [S], offset: Int, size: Int) {
+            var table = [T?](repeating: nil, count: size)
+            a.withUnsafeBufferPointer { src in
+                table.withUnsafeMutableBufferPointer { lut in
+                    for i in 0..<out.count {
+                        let k = Int(src[i]) &+ offset
+                        if let c = lut[k] { out[i] = c; continue }
+                        let c = f(Double(src[i]))
+                        lut[k] = c
+                        out[i] = c
+                    }
+                }
+            }
+        }
+        func viaRuns<S>(_ a: [S], _ conv: (S) -> Double) {
+            a.withUnsafeBufferPointer { src in
+                var last = Double.nan
+                var lastCode: T? = nil
+                for i in 0..<out.count {
+                    let d = conv(src[i])
+                    if d == last, let c = lastCode { out[i] = c; continue }
+                    let c = f(d)
+                    out[i] = c
+                    last = d
+                    lastCode = d.isNaN ? nil : c
+                }
+            }
+        }
+        switch self {
+        case .uint8(let a): viaTable(a, offset: 0, size: 256)
+        case .int8(let a): viaTable(a, offset: 128, size: 256)
+        case .uint16(let a): viaTable(a, offset: 0, size: 65536)
+        case .int16(let a): viaTable(a, offset: 32768, size: 65536)
+        case .int32(let a): viaRuns(a) { Double($0) }
+        case .uint32(let a): viaRuns(a) { Double($0) }
+        case .int64(let a): viaRuns(a) { Double($0) }
+        case .uint64(let a): viaRuns(a) { Double($0) }
+        case .float32(let a): viaRuns(a) { Double($0) }
+        case .float64(let a): viaRuns(a) { $0 }
+        }
+    }
+
     /// Element `i` as Double (slow path; for tests and small lookups).
     public func double(at i: Int) -> Double {
         switch self {

@@ -26,42 +26,32 @@ public struct LabelMapping: Sendable {
             throw MedprepError(.mismatch, path: path, "mask has \(mask.channels) channels but the manifest declares integer values, not colours.")
         }
         let table = values
-        // Dense lookup for the usual small non-negative values; -1 = undeclared.
-        let maxValue = max(0, min(65535, table.max() ?? 0))
-        var dense = [Int32](repeating: -1, count: maxValue + 1)
-        for (i, v) in table.enumerated() where v >= 0 && v <= maxValue { dense[v] = Int32(i) }
+        // Each distinct stored value is looked up once; `unmatched` marks an undeclared one (the
+        // manifest allows at most 65535 classes, so no class index is UInt16.max).
+        let unmatched = UInt16.max
+        let index = Dictionary(table.enumerated().map { ($1, UInt16($0)) }, uniquingKeysWith: { first, _ in first })
+        func declaredClass(_ stored: Double) -> UInt16 {
+            let raw = mask.scaled(stored)
+            guard raw == raw.rounded(), abs(raw) < 1e15, let k = index[Int(raw)] else { return unmatched }
+            return k
+        }
         var out = [UInt16](repeating: 0, count: mask.voxelCount)
-        var ambiguous = 0
-        var firstBad: Double? = nil
-        var badCount = 0
-        var index = 0
-        mask.voxels.withDoubles { chunk in
-            for stored in chunk {
-                let raw = mask.scaled(stored)
-                defer { index += 1 }
-                if raw >= 0 && raw <= Double(maxValue) && raw == raw.rounded() {
-                    let c = dense[Int(raw)]
-                    if c >= 0 { out[index] = UInt16(c); continue }
-                } else if raw == raw.rounded(), abs(raw) < 1e9, let k = table.firstIndex(of: Int(raw)) {
-                    out[index] = UInt16(k)  // declared values outside 0...65535
-                    continue
-                }
-                if lossy {
-                    ambiguous += 1
-                    var best = 0
-                    for (k, v) in table.enumerated() where abs(Double(v) - raw) < abs(Double(table[best]) - raw) { best = k }
-                    out[index] = UInt16(best)
-                } else {
-                    badCount += 1
-                    if firstBad == nil { firstBad = raw }
-                }
-            }
-        }
-        if let bad = firstBad {
+        out.withUnsafeMutableBufferPointer { mask.voxels.mapDistinct(into: $0, declaredClass) }
+        let undeclared = out.withUnsafeBufferPointer { $0.reduce(0) { $0 + ($1 == unmatched ? 1 : 0) } }
+        guard undeclared > 0 else { return Mapped(classes: out, ambiguousPixels: 0) }
+        guard lossy else {
+            let first = mask.scaled(mask.voxels.double(at: out.firstIndex(of: unmatched)!))
             throw MedprepError(.mismatch, path: path,
-                               "mask value '\(formatShort(bad))' (\(badCount) voxels) is not a declared class value; declared: \(table.map(String.init).joined(separator: ", ")).")
+                               "mask value '\(formatShort(first))' (\(undeclared) voxels) is not a declared class value; declared: \(table.map(String.init).joined(separator: ", ")).")
         }
-        return Mapped(classes: out, ambiguousPixels: ambiguous)
+        // JPEG: snap each undeclared value to the nearest declared one (the first on a tie).
+        for i in out.indices where out[i] == unmatched {
+            let raw = mask.scaled(mask.voxels.double(at: i))
+            var best = 0
+            for (k, v) in table.enumerated() where abs(Double(v) - raw) < abs(Double(table[best]) - raw) { best = k }
+            out[i] = UInt16(best)
+        }
+        return Mapped(classes: out, ambiguousPixels: undeclared)
     }
 
     func mapColours(_ mask: MedicalImage, path: String, lossy: Bool) throws -> Mapped {

@@ -82,3 +82,30 @@ import Testing
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }
+
+@Suite struct MapDistinctTests {
+    /// Runs of equal values, negatives, both ends of the small types, and (for floats) NaN.
+    static let values: [Double] = [0, 0, 0, 3, 3, -2, 7, 7, 7, 0, 127, -128, 3, 0, 0]
+
+    static var buffers: [VoxelBuffer] {
+        let v = values
+        return [.uint8(v.map { UInt8(bitPattern: Int8($0)) }), .int8(v.map { Int8($0) }), .int16(v.map { Int16($0) * 200 }),
+                .uint16(v.map { UInt16(bitPattern: Int16($0)) }), .int32(v.map { Int32($0) * 70_000 }),
+                .uint32(v.map { UInt32(bitPattern: Int32($0)) }), .int64(v.map { Int64($0) << 40 }), .uint64(v.map { UInt64(bitPattern: Int64($0)) }),
+                .float32(v.map { $0 == 7 ? .nan : Float($0) + 0.5 }), .float64(v.map { $0 == 7 ? .nan : $0 / 3 })]
+    }
+
+    /// Oracle: f applied to every element through the slow per-element accessor.
+    @Test(arguments: buffers)
+    func sameAsOneCallPerElement(_ buffer: VoxelBuffer) {
+        var calls = 0
+        func f(_ d: Double) -> Double { calls += 1; return d.isNaN ? .infinity : d * 6 }
+        var out = [Double](repeating: 99, count: buffer.count - 2)  // a prefix (frame 0 of a longer buffer)
+        out.withUnsafeMutableBufferPointer { buffer.mapDistinct(into: $0, f) }
+        #expect(out == (0..<out.count).map { i in let d = buffer.double(at: i); return d.isNaN ? .infinity : d * 6 })
+        // 8/16-bit types: once per distinct value; others: once per run (NaN never reused).
+        let prefix = (0..<out.count).map { buffer.double(at: $0) }
+        let runs = zip(prefix, [Double.nan] + prefix).filter { !($0 == $1) }.count
+        #expect(calls == ([.uint8, .int8, .int16, .uint16].contains(buffer.type) ? Set(prefix).count : runs), "\(buffer.type)")
+    }
+}

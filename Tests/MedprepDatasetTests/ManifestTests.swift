@@ -140,6 +140,39 @@ import Testing
         #expect(j.classes == [0, 1, 2, 3] && j.ambiguousPixels == 4)
     }
 
+    /// Stored types other than 8-bit, scaling, negative and large declared values: every voxel
+    /// as a brute-force lookup of its scaled value in the declared list would map it.
+    @Test func storedTypesAndScaling() throws {
+        let declared = [0, -3, 1000, 70_000]
+        let spec = LabelSpec(classes: declared.enumerated().map { .init(name: "c\($0.offset)", value: $0.element) })
+        let stored: [Double] = [0, 0, -3, 1000, 1000, 70_000, 0, -3]
+        let masks: [(VoxelBuffer, IntensityScaling?)] = [
+            (.int32(stored.map { Int32($0) }), nil),
+            (.int16(stored.map { Int16($0 / 10) }), IntensityScaling(slope: 10, intercept: 0)),  // -3 is stored as 0
+            (.uint16(stored.map { UInt16(max(0, $0) / 10) }), IntensityScaling(slope: 10, intercept: 1)),  // undeclared 1, 10001...
+            (.float32(stored.map { Float($0) / 2 }), IntensityScaling(slope: 2, intercept: 0)),
+            (.float64(stored.map { $0 + 1 }), IntensityScaling(slope: 1, intercept: -1)),
+        ]
+        for (voxels, scaling) in masks {
+            var m = MedicalImage(format: .nifti1, dims: [stored.count, 1, 1], spacing: [1, 1, 1], channels: 1, affine: .identity,
+                                 affineSource: .pixdim, voxels: voxels)
+            m.scaling = scaling
+            let raws = (0..<m.voxelCount).map { m.scaled(m.voxels.double(at: $0)) }
+            if let bad = raws.first(where: { !declared.map(Double.init).contains($0) }) {
+                let e = #expect(throws: MedprepError.self) { try LabelMapping(spec).map(m, path: "m.nii", lossy: false) }
+                let count = raws.filter { !declared.map(Double.init).contains($0) }.count
+                #expect(e?.message.contains("'\(formatShort(bad))' (\(count) voxels)") == true, "\(voxels.type): \(e?.message ?? "")")
+            } else {
+                let mapped = try LabelMapping(spec).map(m, path: "m.nii", lossy: false)
+                #expect(mapped.classes == raws.map { r in UInt16(declared.firstIndex(of: Int(r))!) } && mapped.ambiguousPixels == 0, "\(voxels.type)")
+            }
+        }
+        // NaN is never a declared value.
+        let nan = MedicalImage(format: .nifti1, dims: [2, 1, 1], spacing: [1, 1, 1], channels: 1, affine: .identity,
+                               affineSource: .pixdim, voxels: .float32([0, .nan]))
+        #expect(throws: MedprepError.self) { try LabelMapping(spec).map(nan, path: "m.nii", lossy: false) }
+    }
+
     @Test func coloursAndNestedMasks() throws {
         let spec = LabelSpec(classes: [.init(name: "bg", colour: [0, 0, 0]), .init(name: "r", colour: [255, 0, 0]), .init(name: "g", colour: [0, 255, 0])])
         let m = try LabelMapping(spec).map(mask([0, 0, 0, 255, 0, 0, 0, 255, 0, 250, 10, 0], channels: 3, dims: [4, 1]), path: "c.jpg", lossy: true)

@@ -120,10 +120,13 @@ public enum CaseProcessor {
 
         // Interleave channels, then cut slices ([C, H, W] planar).
         let C = channelVolumes.count
-        var interleaved = [Float](repeating: 0, count: labelVolume.voxelCount * C)
-        for (ch, vol) in channelVolumes.enumerated() {
-            for i in 0..<vol.voxels.count { interleaved[i * C + ch] = vol.voxels[i] }
+        var interleaved = C == 1 ? channelVolumes[0].voxels : [Float](repeating: 0, count: labelVolume.voxelCount * C)
+        if C > 1 {
+            for (ch, vol) in channelVolumes.enumerated() {
+                for i in 0..<vol.voxels.count { interleaved[i * C + ch] = vol.voxels[i] }
+            }
         }
+        channelVolumes = []  // the interleaved volume is all that is sliced
         let imageVolume = try Volume3D<Float>(voxels: interleaved, dims: labelVolume.dims, spacing: labelVolume.spacing,
                                               channels: C, affine: labelVolume.affine)
         let labels = labelVolume

@@ -137,45 +137,7 @@ struct MaskDecoder {
             return .number(v == 0 ? 0 : v)  // -0.0 and 0.0 are one value
         }
         var codes = [UInt16](repeating: 0, count: n)
-        /// Small integer types: one table lookup per voxel, codes computed once per stored value.
-        func viaLookup<T: BinaryInteger>(_ a: [T], offset: Int, size: Int) {
-            var lut = [Int32](repeating: -1, count: size)
-            codes.withUnsafeMutableBufferPointer { out in
-                a.withUnsafeBufferPointer { src in
-                    for i in 0..<n {
-                        let k = Int(src[i]) + offset
-                        var c = lut[k]
-                        if c < 0 { c = Int32(table.code(raw(Double(src[i])))); lut[k] = c }
-                        out[i] = UInt16(c)
-                    }
-                }
-            }
-        }
-        /// Other types: cache the previous value (masks are long runs of one value).
-        func viaCache<T>(_ a: [T], _ conv: (T) -> Double) {
-            codes.withUnsafeMutableBufferPointer { out in
-                var last = Double.nan, lastCode: UInt16 = 0, lastValid = false
-                for i in 0..<n {
-                    let d = conv(a[i])
-                    if lastValid && d == last { out[i] = lastCode; continue }
-                    let c = table.code(raw(d))
-                    out[i] = c
-                    if !d.isNaN { last = d; lastCode = c; lastValid = true }
-                }
-            }
-        }
-        switch mask.voxels {
-        case .uint8(let a): viaLookup(a, offset: 0, size: 256)
-        case .int8(let a): viaLookup(a, offset: 128, size: 256)
-        case .uint16(let a): viaLookup(a, offset: 0, size: 65536)
-        case .int16(let a): viaLookup(a, offset: 32768, size: 65536)
-        case .int32(let a): viaCache(a) { Double($0) }
-        case .uint32(let a): viaCache(a) { Double($0) }
-        case .int64(let a): viaCache(a) { Double($0) }
-        case .uint64(let a): viaCache(a) { Double($0) }
-        case .float32(let a): viaCache(a) { Double($0) }
-        case .float64(let a): viaCache(a) { $0 }
-        }
+        codes.withUnsafeMutableBufferPointer { out in mask.voxels.mapDistinct(into: out) { table.code(raw($0)) } }
         return table.finish(codes: codes)
     }
 
