@@ -138,9 +138,9 @@ public final class ConvertRun {
         let planned = plan
         let todo = Array(cases.indices.dropFirst(startPosition))
         // Shards are hashed and written on a thread of their own while the next one fills; at most
-        // one is in flight (two file-image buffers in all). The journal is saved only once a shard
-        // is durable, as it stood when that shard was sealed.
-        var inFlight: (write: BackgroundWork<ShardRecord>, shard: SealedShard, journal: Journal)? = nil
+        // one is in flight (two file-image buffers in all). That thread saves the journal, as it
+        // stood when the shard was sealed, once the shard is durable.
+        var inFlight: (write: BackgroundWork<ShardRecord>, shard: SealedShard)? = nil
         var sealed = journal.shards.count
         defer { _ = try? inFlight?.write.wait() }  // a failed run still waits for its writer thread
         let dir = outDir
@@ -150,19 +150,22 @@ public final class ConvertRun {
             let record = try w.write.wait()
             builder?.recycle(w.shard)
             journal.shards.append(record.json)
-            var durable = w.journal
-            durable.shards = journal.shards
-            try durable.save(dir: dir)
         }
         /// Seals the builder's shard (the journal already updated past it) and starts writing it.
         func startWrite() throws {
             try finishWrite()
             let shard = try builder!.seal(shardIndex: sealed)
             let first = nextSample - shard.sampleCount
+            let progress = journal
             sealed += 1
-            inFlight = (BackgroundWork { try shard.write(directory: dir, firstSample: first) }, shard, journal)
+            inFlight = (BackgroundWork {
+                let record = try shard.write(directory: dir, firstSample: first)
+                var durable = progress
+                durable.shards.append(record.json)
+                try durable.save(dir: dir)
+                return record
+            }, shard)
         }
-
         try orderedParallel(count: todo.count, jobs: jobs, work: { [cases, caseIndices] k -> Result<CaseOutput, Error> in
             let pos = todo[k]
             return Result { try CaseProcessor.process(cases[pos], index: caseIndices[pos], plan: planned) }
@@ -329,7 +332,7 @@ public final class ConvertRun {
 
 /// Progress written after every shard so an interrupted run can continue (--resume) and end with
 /// the same bytes. Lists finished shards (with sha256), finished cases and where to restart.
-struct Journal {
+struct Journal: Sendable {
     var fingerprint: String
     var shards: [JSON] = []
     var cases: [JSON] = []
