@@ -109,7 +109,7 @@ public enum FileIO {
     /// Writes to `path.tmp-PID`, fsyncs, then renames over `path`: a killed run never
     /// leaves a file that looks complete. Refuses to replace an existing file unless `overwrite`.
     public static func writeAtomically(_ bytes: [UInt8], to path: String, overwrite: Bool = true) throws {
-        try replaceAtomically(path, overwrite: overwrite, direct: false) { fd, _ in
+        try replaceAtomically(path, overwrite: overwrite, direct: false, refusal: .none) { fd, _ in
             try bytes.withUnsafeBytes { try writeAll(fd, $0.baseAddress, count: $0.count, path: path) }
         }
     }
@@ -136,11 +136,11 @@ public enum FileIO {
                                 refusal: DirectRefusal) throws -> WriteMethod {
         precondition(count >= 0 && count <= buffer.capacity, "count \(count) is outside the buffer's \(buffer.capacity) bytes")
         var method = WriteMethod.buffered
-        try replaceAtomically(path, overwrite: overwrite, direct: refusal != .atOpen) { fd, direct in
+        try replaceAtomically(path, overwrite: overwrite, direct: true, refusal: refusal) { fd, direct in
             var done = 0
             if direct {
                 let whole = AlignedBuffer.roundUp(count)
-                (buffer.base + count).initializeMemory(as: UInt8.self, repeating: 0, count: whole - count)  // cut off below
+                (buffer.base + count).initializeMemory(as: UInt8.self, repeating: 0, count: whole - count)  // block padding, cut off below
                 var refused = refusal == .atWrite
                 while done < whole && !refused {
                     let n = write(fd, buffer.base + done, whole - done)
@@ -175,7 +175,7 @@ public enum FileIO {
     /// The temporary-name, fsync, rename protocol around `fill`, which writes the file's bytes to
     /// the descriptor it is given (opened with O_DIRECT when `direct` and the filesystem allows
     /// it, told by its second argument). The temporary file is removed when anything fails.
-    private static func replaceAtomically(_ path: String, overwrite: Bool, direct: Bool,
+    private static func replaceAtomically(_ path: String, overwrite: Bool, direct: Bool, refusal: DirectRefusal,
                                           _ fill: (_ fd: Int32, _ direct: Bool) throws -> Void) throws {
         if !overwrite && exists(path) {
             throw MedprepError(.ioFailure, path: path, "already exists; refusing to overwrite it (use --force).")
@@ -184,14 +184,18 @@ public enum FileIO {
         let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
         let directFlag = mp_o_direct_flag()
         var isDirect = direct && directFlag != 0
-        var fd = isDirect ? open(tmp, flags | directFlag, 0o644) : -1
-        if fd < 0 {
-            if isDirect && errno != EINVAL {
-                throw MedprepError(.ioFailure, path: path, "cannot create file: \(String(cString: strerror(errno))).")
+        var fd: Int32 = -1
+        if isDirect {
+            fd = refusal == .atOpen ? -1 : open(tmp, flags | directFlag, 0o644)
+            let e = refusal == .atOpen ? EINVAL : errno
+            if fd < 0 {
+                guard e == EINVAL else {
+                    throw MedprepError(.ioFailure, path: path, "cannot create file: \(String(cString: strerror(e))).")
+                }
+                isDirect = false  // this filesystem does not do O_DIRECT: through the page cache
             }
-            isDirect = false
-            fd = open(tmp, flags, 0o644)
         }
+        if fd < 0 { fd = open(tmp, flags, 0o644) }
         guard fd >= 0 else {
             throw MedprepError(.ioFailure, path: path, "cannot create file: \(String(cString: strerror(errno))).")
         }
