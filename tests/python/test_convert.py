@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 import os
 import re
 import shutil
@@ -525,27 +526,36 @@ def _check_after_kill(out: Path) -> tuple[int, int]:
 
 
 def test_killed_runs_resume_to_identical_bytes(big, big_reference, medprep, tmp_path):
+    """SIGKILL at points spread over the run, then --resume: byte-identical to an uninterrupted run.
+    Kill points follow observed progress (the journal's shard count, plus a random delay of up to
+    a shard's time), not fractions of a timed reference run: a faster build would otherwise finish
+    before the late points."""
     dataset, manifest = big
     reference, seconds, _ = big_reference
+    total = len(json.loads((reference / "index.json").read_text())["shards"])
+    per_shard = seconds / max(1, total)
+    rng = random.Random(1234)
     binary = str(medprep_binary())
     interrupted = 0
     notes = []
-    # kill points as fractions of an uninterrupted run; the last case kills the resumed run too
-    for n, fractions in enumerate(([0.12], [0.35], [0.6], [0.85], [0.3, 0.5])):
+    # shards journalled before the kill, per round; the last case kills the resumed run too
+    plans = ([0], [max(1, total // 3)], [max(1, total // 2)], [max(1, total - 2)], [1, max(2, total // 2)])
+    for n, thresholds in enumerate(plans):
         out = tmp_path / f"kill{n}"
         args = [binary, "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
-        for round_, frac in enumerate(fractions):
+        for round_, need in enumerate(thresholds):
             cmd = args + (["--resume"] if round_ > 0 else [])
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(seconds * frac)
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            if p.returncode == 0:
+            # threshold 0: somewhere in the first tenth of the run (validation, the first cases)
+            delay = rng.uniform(0, per_shard) if need else rng.uniform(0.02, 0.1) * seconds
+            code = _kill_after_journal(cmd, out, need, delay=delay)
+            if code == 0:
                 notes.append(f"run {n}.{round_} finished before the kill")
                 break
-            assert p.returncode == -signal.SIGKILL
+            assert code == -signal.SIGKILL
             interrupted += 1
-            if not (out / "index.json").exists():
+            if not out.exists():
+                notes.append(f"run {n}.{round_}: killed before OUT was created")
+            elif not (out / "index.json").exists():
                 listed, unlisted = _check_after_kill(out)
                 notes.append(f"run {n}.{round_}: {listed} journalled shards, {unlisted} unlisted")
         if (out / "index.json").exists() and not (out / JOURNAL).exists():
@@ -557,17 +567,22 @@ def test_killed_runs_resume_to_identical_bytes(big, big_reference, medprep, tmp_
     assert interrupted >= 3, f"too few runs were interrupted mid-way: {notes}"
 
 
-def _kill_after_first_journal(cmd: list[str], out: Path, timeout: float = 60):
-    """Starts cmd and SIGKILLs it as soon as the journal lists at least one shard."""
+def _journalled_shards(out: Path) -> int:
+    try:
+        return len(json.loads((out / JOURNAL).read_text())["shards"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def _kill_after_journal(cmd: list[str], out: Path, shards: int, delay: float = 0.0, timeout: float = 120):
+    """Starts cmd, waits until the journal lists at least `shards` shards (0: at once), then
+    `delay` seconds more, and SIGKILLs it. Returns the exit code (0 if it finished first)."""
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and p.poll() is None:
-        try:
-            if json.loads((out / JOURNAL).read_text())["shards"]:
-                break
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            pass
+    while time.monotonic() < deadline and p.poll() is None and _journalled_shards(out) < shards:
         time.sleep(0.002)
+    if p.poll() is None:
+        time.sleep(delay)
     p.send_signal(signal.SIGKILL)
     p.wait()
     return p.returncode
@@ -580,7 +595,7 @@ def test_resume_after_the_first_journalled_shard(big, big_reference, medprep, tm
     reference = big_reference[0]
     out = tmp_path / "out"
     cmd = [str(medprep_binary()), "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
-    assert _kill_after_first_journal(cmd, out) == -signal.SIGKILL
+    assert _kill_after_journal(cmd, out, 1) == -signal.SIGKILL
     assert not (out / "index.json").exists()
     assert _check_after_kill(out)[0] >= 1
     proc = medprep("convert", dataset, "--out", out, "--manifest", manifest, "--resume", timeout=300)
@@ -592,7 +607,7 @@ def test_resume_refuses_other_parameters_and_finished_output(big, converted, syn
     dataset, manifest = big
     out = tmp_path / "out"
     cmd = [str(medprep_binary()), "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
-    assert _kill_after_first_journal(cmd, out) == -signal.SIGKILL
+    assert _kill_after_journal(cmd, out, 1) == -signal.SIGKILL
     before = tree(out)
     m = copy.deepcopy(BIG_MANIFEST)
     m["shard_size"] = 10
