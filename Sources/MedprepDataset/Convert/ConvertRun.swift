@@ -107,7 +107,9 @@ public final class ConvertRun {
             }
             var scope = ValidationOptions()
             scope.scope = .errors
-            let report = Validator(dataset: dataset, options: scope).run(threads: max(1, options.jobs))
+            // Every core, as conversion itself uses them (--jobs cases x cores/jobs threads each);
+            // the report does not depend on the thread count.
+            let report = Validator(dataset: dataset, options: scope).run(threads: max(1, options.jobs, defaultThreadCount))
             validationErrors = report.findings.filter { $0.severity == .error }
             // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
             if !validationErrors.isEmpty && !options.allowErrors && !options.skipBad {

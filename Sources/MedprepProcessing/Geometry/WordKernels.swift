@@ -54,6 +54,12 @@ struct StridedCopyKernel: WordKernel {
         var value: [UInt8]      // bytes of one grid point (`channels` elements)
     }
 
+    // Callers are generic over the element type (unspecialised across modules), so the word loops
+    // are specialised here explicitly; without this every word went through a value witness.
+    @_specialize(where U == UInt64)
+    @_specialize(where U == UInt32)
+    @_specialize(where U == UInt16)
+    @_specialize(where U == UInt8)
     func run<U: FixedWidthInteger & Sendable>(_ src: UnsafeBufferPointer<U>, _ dst: UnsafeMutableBufferPointer<U>, units: Int) {
         let e0 = outDims[0], e1 = outDims[1], e2 = outDims[2]
         let rows = e1 * e2
