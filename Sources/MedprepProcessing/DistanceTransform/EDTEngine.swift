@@ -206,12 +206,11 @@ enum EDTEngine {
         let nx = dims[0], rows = dims[1] * dims[2]
         let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
         parallelChunks(rows, threads: threads) { range in
-            let vx = UnsafeMutablePointer<Double>.allocate(capacity: nx + 2)
-            let vg = UnsafeMutablePointer<Double>.allocate(capacity: nx + 2)
-            defer { vx.deallocate(); vg.deallocate() }
+            let scratch = LineScratch(n: nx)
+            defer { scratch.deallocate() }
             for r in range {
                 envelope(src: sr.value + r * nx, dst: ds.value + r * nx, keys: k.value + r * nx, n: nx, s: s,
-                         vx: vx, vg: vg, final: final)
+                         scratch: scratch, final: final)
             }
         }
     }
@@ -239,9 +238,8 @@ enum EDTEngine {
             let keys = k.value, src = sr.value, dst = ds.value
             let g = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
             let kb = UnsafeMutablePointer<Key>.allocate(capacity: tile * n)
-            let vx = UnsafeMutablePointer<Double>.allocate(capacity: n + 2)
-            let vg = UnsafeMutablePointer<Double>.allocate(capacity: n + 2)
-            defer { g.deallocate(); kb.deallocate(); vx.deallocate(); vg.deallocate() }
+            let scratch = LineScratch(n: n)
+            defer { g.deallocate(); kb.deallocate(); scratch.deallocate() }
             for t in range where !skipBlock[t % xBlocks] {
                 let outer = t / xBlocks, x0 = (t % xBlocks) * tile
                 let w = Swift.min(tile, nx - x0)
@@ -254,7 +252,7 @@ enum EDTEngine {
                     }
                 }
                 for b in 0..<w {
-                    envelope(src: g + b * n, dst: g + b * n, keys: kb + b * n, n: n, s: s, vx: vx, vg: vg, final: final)
+                    envelope(src: g + b * n, dst: g + b * n, keys: kb + b * n, n: n, s: s, scratch: scratch, final: final)
                 }
                 for i in 0..<n {
                     let p = base + i * stride
@@ -264,13 +262,37 @@ enum EDTEngine {
         }
     }
 
+    /// Per-worker buffers of `envelope` for lines of up to `n` voxels.
+    struct LineScratch {
+        /// Envelope vertices: position and F = g + x² (the parabolas as lines in x, see `envelope`).
+        let vx: UnsafeMutablePointer<Double>
+        let vf: UnsafeMutablePointer<Double>
+        /// Per voxel of a run: the index of the vertex that starts there (0 where none does).
+        let owner: UnsafeMutablePointer<Int32>
+
+        init(n: Int) {
+            vx = .allocate(capacity: n + 2)
+            vf = .allocate(capacity: n + 2)
+            owner = .allocate(capacity: n + 2)
+        }
+
+        func deallocate() { vx.deallocate(); vf.deallocate(); owner.deallocate() }
+    }
+
     /// One line: for each run of equal keys, the lower envelope of the run's finite parabolas plus
     /// zero-height parabolas at the voxels just outside the run. Reads `src`, writes `dst` (the
     /// same memory is fine: a run is read completely before it is written).
+    ///
+    /// The parabola g + (t − x)² is F − 2xt + t² with F = g + x²: the envelope is the lower
+    /// envelope of the lines F − 2xt (the convex-hull test below keeps a line only while it is
+    /// strictly lowest somewhere; ties are dropped, which changes no value). Writing it out: each
+    /// vertex starts one voxel past where it crosses its predecessor; the starts are scattered into
+    /// `owner` and a running maximum gives every voxel its vertex, with no data-dependent branch.
+    /// The square root and sign go in a separate loop that vectorises.
     @inline(__always)
     static func envelope<Key: FixedWidthInteger>(
         src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, keys: UnsafePointer<Key>, n: Int, s: Double,
-        vx: UnsafeMutablePointer<Double>, vg: UnsafeMutablePointer<Double>, final: FinalMode<Key>
+        scratch: LineScratch, final: FinalMode<Key>
     ) {
         var mode = 0, insideKey: Key = 0, offset = 0.0
         switch final {
@@ -278,30 +300,32 @@ enum EDTEngine {
         case .distance: mode = 1
         case .signed(let k, let o): mode = 2; insideKey = k; offset = o
         }
+        let vx = scratch.vx, vf = scratch.vf, owner = scratch.owner
         var a = 0
         while a < n {
             let key = keys[a]
             var b = a
             while b + 1 < n && keys[b + 1] == key { b += 1 }
             // Envelope of the run [a, b]: vertices sorted by position; the last two are kept in
-            // registers (x1, g1) and (x2, g2), earlier ones in vx/vg[0..<cnt-2].
+            // registers (x1, f1) and (x2, f2), earlier ones in vx/vf[0..<cnt-2].
             var cnt = 0
-            var x1 = 0.0, g1 = 0.0, x2 = 0.0, g2 = 0.0
-            @inline(__always) func push(_ x: Double, _ d: Double) {
+            var x1 = 0.0, f1 = 0.0, x2 = 0.0, f2 = 0.0
+            @inline(__always) func push(_ x: Double, _ g: Double) {
+                let f = g + x * x
                 while cnt >= 2 {
-                    // Maurer's test: the middle parabola (x2, g2) is nowhere strictly lowest.
-                    let aa = x2 - x1, bb = x - x2, cc = x - x1
-                    if cc * g2 - bb * g1 - aa * d - aa * bb * cc > 0 {
+                    // The middle line (x2, f2) is never strictly lowest: the new line crosses the
+                    // first one no later than the middle one does.
+                    if (f - f1) * (x2 - x1) <= (f2 - f1) * (x - x1) {
                         cnt -= 1
-                        x2 = x1; g2 = g1
-                        if cnt >= 2 { x1 = vx[cnt - 2]; g1 = vg[cnt - 2] }
+                        x2 = x1; f2 = f1
+                        if cnt >= 2 { x1 = vx[cnt - 2]; f1 = vf[cnt - 2] }
                     } else {
                         break
                     }
                 }
-                if cnt >= 2 { vx[cnt - 2] = x1; vg[cnt - 2] = g1 }
-                x1 = x2; g1 = g2
-                x2 = x; g2 = d
+                if cnt >= 2 { vx[cnt - 2] = x1; vf[cnt - 2] = f1 }
+                x1 = x2; f1 = f2
+                x2 = x; f2 = f
                 cnt += 1
             }
             if a > 0 { push(Double(a - 1) * s, 0) }
@@ -315,49 +339,44 @@ enum EDTEngine {
             let inside = mode == 2 && key == insideKey
             let sign: Float = inside ? -1 : 1
             let off: Float = inside ? Float(offset) : 0
+            let len = b - a + 1
+            let out = dst + a
             if cnt == 0 {
                 let v: Float = mode == 0 ? .infinity : off + sign * .infinity
-                for q in a...b { dst[q] = v }
-            } else {
-                // Flush the register vertices so the envelope is vx/vg[0..<cnt].
-                if cnt >= 2 { vx[cnt - 2] = x1; vg[cnt - 2] = g1 }
-                vx[cnt - 1] = x2; vg[cnt - 1] = g2
-                // Vertex l owns the voxels up to where vertex l + 1 becomes strictly lower: the
-                // parabolas cross at t (index units), so l ends at floor(t). Each segment is then
-                // filled by a branch-free loop (vectorised, square root included).
-                let last = cnt - 1
-                var l = 0
-                var q = a
-                while q <= b {
-                    var end = b + 1
-                    if l < last {
-                        let u = vx[l], v = vx[l + 1]
-                        let t = (vg[l + 1] - vg[l] + v * v - u * u) / (2 * s * (v - u))
-                        if t < Double(q) { l += 1; continue }
-                        if t < Double(b) { end = Int(t) + 1 }
-                    }
-                    let vxl = vx[l], vgl = vg[l]
-                    let p = dst + q
-                    let q0 = Int32(truncatingIfNeeded: q)
-                    let count = end - q
-                    var i = 0
-                    switch mode {
-                    case 0:
-                        while i < count {
-                            let dx = Double(q0 &+ Int32(truncatingIfNeeded: i)) * s - vxl
-                            p[i] = Float(vgl + dx * dx)
-                            i &+= 1
-                        }
-                    default:
-                        while i < count {
-                            let dx = Double(q0 &+ Int32(truncatingIfNeeded: i)) * s - vxl
-                            p[i] = off + sign * Float(vgl + dx * dx).squareRoot()
-                            i &+= 1
-                        }
-                    }
-                    q = end
-                    l += 1
-                }
+                for q in 0..<len { out[q] = v }
+                a = b + 1
+                continue
+            }
+            if cnt >= 2 { vx[cnt - 2] = x1; vf[cnt - 2] = f1 }
+            vx[cnt - 1] = x2; vf[cnt - 1] = f2
+            // Vertex l (l ≥ 1) is strictly lower than vertex l − 1 beyond their crossing t (index
+            // units), so it starts at floor(t) + 1, clamped to the run; later vertices with the same
+            // start overwrite earlier ones (those own no voxel).
+            var q = 0
+            while q <= len { owner[q] = 0; q &+= 1 }
+            let lo = Double(a), hi = Double(b + 1)
+            var l = 1
+            while l < cnt {
+                let u = vx[l - 1], v = vx[l]
+                var t = (vf[l] - vf[l - 1]) / (2 * s * (v - u)) + 1
+                t = t < lo ? lo : t
+                t = t > hi ? hi : t
+                owner[Int(t.rounded(.down)) - a] = Int32(truncatingIfNeeded: l)
+                l &+= 1
+            }
+            var m: Int32 = 0
+            q = 0
+            while q < len {
+                let o = owner[q]
+                m = o > m ? o : m
+                let j = Int(m)
+                let dx = Double(Int32(truncatingIfNeeded: q &+ a)) * s - vx[j]
+                out[q] = Float(vf[j] - vx[j] * vx[j] + dx * dx)
+                q &+= 1
+            }
+            if mode != 0 {
+                q = 0
+                while q < len { out[q] = off + sign * out[q].squareRoot(); q &+= 1 }
             }
             a = b + 1
         }
