@@ -75,12 +75,24 @@ public enum DistanceMaps {
     static func int32Labels<L: BinaryInteger>(_ labels: [L]) -> [Int32] {
         // `as?` on arrays casts element by element; compare the types instead.
         if L.self == Int32.self { return unsafeBitCast(labels, to: [Int32].self) }
-        if L.self == UInt8.self { return unsafeBitCast(labels, to: [UInt8].self).map { Int32($0) } }
-        if L.self == Int16.self { return unsafeBitCast(labels, to: [Int16].self).map { Int32($0) } }
-        if L.self == UInt16.self { return unsafeBitCast(labels, to: [UInt16].self).map { Int32($0) } }
-        if L.self == Int8.self { return unsafeBitCast(labels, to: [Int8].self).map { Int32($0) } }
+        if L.self == UInt8.self { return widened(unsafeBitCast(labels, to: [UInt8].self)) }
+        if L.self == Int16.self { return widened(unsafeBitCast(labels, to: [Int16].self)) }
+        if L.self == UInt16.self { return widened(unsafeBitCast(labels, to: [UInt16].self)) }
+        if L.self == Int8.self { return widened(unsafeBitCast(labels, to: [Int8].self)) }
         if L.self == Int.self { return unsafeBitCast(labels, to: [Int].self).map { Int32(clamping: $0) } }
         return labels.map { Int32(clamping: $0) }
+    }
+
+    /// Narrow integers widened in a plain loop (vectorised; `Array.map` is not).
+    @inline(__always)
+    static func widened<T: FixedWidthInteger>(_ a: [T]) -> [Int32] {
+        [Int32](unsafeUninitializedCapacity: a.count) { out, n in
+            a.withUnsafeBufferPointer { src in
+                var i = 0
+                while i < src.count { out[i] = Int32(truncatingIfNeeded: src[i]); i &+= 1 }
+            }
+            n = a.count
+        }
     }
 
     /// Signed distance maps, `[K × N]` class-major (see `DistanceMapResult`).
@@ -139,8 +151,7 @@ public enum DistanceMaps {
                 }
             }
         }
-        var counts = [Int](repeating: 0, count: K + 1)
-        for k in keys { counts[Int(k)] += 1 }
+        let counts = keys.withUnsafeBufferPointer { MapKernel.classCounts($0.baseAddress!, N, K) }
         return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, voxelCounts: Array(counts.prefix(K)))
     }
 
@@ -314,21 +325,24 @@ public enum DistanceMaps {
         }
     }
 
-    /// Smallest and largest of n floats.
+    /// Smallest and largest of n floats (NaN-free input), two 4-lane accumulators at a time
+    /// (`replace(with:where:)` inlines to compare-and-blend; `pointwiseMin` is an out-of-line call).
     static func minMax(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
-        var l0 = Float.infinity, l1 = Float.infinity, l2 = Float.infinity, l3 = Float.infinity
-        var h0 = -Float.infinity, h1 = -Float.infinity, h2 = -Float.infinity, h3 = -Float.infinity
+        var lo = SIMD4<Float>(repeating: .infinity), hi = SIMD4<Float>(repeating: -.infinity)
+        var lo2 = lo, hi2 = hi
+        let raw = UnsafeRawPointer(p)
         var i = 0
-        while i + 4 <= n {
-            let a = p[i], b = p[i + 1], c = p[i + 2], d = p[i + 3]
-            l0 = a < l0 ? a : l0; h0 = a > h0 ? a : h0
-            l1 = b < l1 ? b : l1; h1 = b > h1 ? b : h1
-            l2 = c < l2 ? c : l2; h2 = c > h2 ? c : h2
-            l3 = d < l3 ? d : l3; h3 = d > h3 ? d : h3
-            i += 4
+        while i &+ 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD4<Float>.self)
+            let w = raw.loadUnaligned(fromByteOffset: i &* 4 &+ 16, as: SIMD4<Float>.self)
+            lo.replace(with: v, where: v .< lo); hi.replace(with: v, where: v .> hi)
+            lo2.replace(with: w, where: w .< lo2); hi2.replace(with: w, where: w .> hi2)
+            i &+= 8
         }
-        while i < n { l0 = Swift.min(l0, p[i]); h0 = Swift.max(h0, p[i]); i += 1 }
-        return (Swift.min(Swift.min(l0, l1), Swift.min(l2, l3)), Swift.max(Swift.max(h0, h1), Swift.max(h2, h3)))
+        lo.replace(with: lo2, where: lo2 .< lo); hi.replace(with: hi2, where: hi2 .> hi)
+        var l = lo.min(), h = hi.max()
+        while i < n { l = Swift.min(l, p[i]); h = Swift.max(h, p[i]); i &+= 1 }
+        return (l, h)
     }
 }
 

@@ -14,8 +14,7 @@ enum MapKernel {
         let sp = options.units == .mm ? grid.spacing3 : [1, 1, 1]
         let ctx = Context(grid: grid, spacing: sp,
                           virtualAxis: options.virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
-        var counts = [Int](repeating: 0, count: K + 1)
-        for i in 0..<N { counts[Int(keys[i])] += 1 }
+        let counts = classCounts(keys, N, K)
 
         let sq = UnsafeMutablePointer<Float>.allocate(capacity: N)
         defer { sq.deallocate() }
@@ -69,6 +68,17 @@ enum MapKernel {
                 }
             }
         }
+    }
+
+    /// Voxels per key 0...K (K: labels outside the class list).
+    static func classCounts(_ keys: UnsafePointer<UInt16>, _ n: Int, _ K: Int) -> [Int] {
+        var counts = [Int](repeating: 0, count: K + 1)
+        counts.withUnsafeMutableBufferPointer { c in
+            let c = c.baseAddress!
+            var i = 0
+            while i < n { c[Int(keys[i])] &+= 1; i &+= 1 }
+        }
+        return counts
     }
 
     struct Context {
