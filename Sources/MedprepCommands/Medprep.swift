@@ -1,4 +1,5 @@
 import ArgumentParser
+import MedprepCore
 
 /// Root command; each subcommand is its own type in this module.
 public struct Medprep: ParsableCommand {
@@ -15,6 +16,7 @@ public struct Medprep: ParsableCommand {
     /// missing values) with exit status 2, as its exit-status contract says (0 clean, 1 findings,
     /// 2 usage); other commands keep ArgumentParser's 64.
     public static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        AllocatorTuning.keepFreedMemory()
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMedprep
 
 /// Large fresh buffers are first touched page by page; with 4 KiB pages a 160 MiB volume
 /// costs ~40k page faults, which dominated read time. Like numpy, ask for transparent huge
@@ -29,3 +30,15 @@ public enum HugePages {
         }
     }
 }
+
+/// Memory the process frees is kept for reuse instead of going back to the kernel: medprep frees
+/// and reallocates the same large buffers for every slice and case, and fresh pages cost a fault
+/// and a zeroed page each (on a VM, the first touch of host memory is slower still). glibc by
+/// default maps big blocks separately and unmaps them on free, and trims the heap's free top.
+/// Blocks up to 32 MiB (glibc's cap) now come from the heap, which is never trimmed; larger ones
+/// are still mapped separately.
+public enum AllocatorTuning {
+    @discardableResult
+    public static func keepFreedMemory() -> Bool { mp_keep_freed_memory() == 1 }
+}
+

@@ -5,3 +5,4 @@
 #include "mp_jpeg_encode.h"
 #include "mp_sha256.h"
 #include "mp_direct_io.h"
+#include "mp_alloc.h"
