@@ -154,6 +154,8 @@ enum EDTEngine {
                 let keys = k.value, scratch = sc.value
                 let j0 = range.lowerBound * block, j1 = Swift.min(range.upperBound * block, stride)
                 let w = j1 - j0
+                // One plane of step counts per sweep (a separate buffer, so the loops vectorise: the
+                // compiler cannot tell that two rows of `scratch` do not overlap).
                 let next = UnsafeMutablePointer<Float>.allocate(capacity: w)
                 defer { next.deallocate() }
                 next.update(repeating: .infinity, count: w)
@@ -161,15 +163,18 @@ enum EDTEngine {
                 var i = 1
                 while i < n {
                     let row = keys + (i &* stride &+ j0), o = scratch + (i &* stride &+ j0)
-                    let prev = row - stride, po = o - stride
+                    let prev = row - stride
                     var j = 0
                     while j < w {
-                        let up = po[j] + 1
-                        o[j] = row[j] == prev[j] ? up : 1
+                        let up = next[j] + 1
+                        let v = row[j] == prev[j] ? up : 1
+                        next[j] = v
+                        o[j] = v
                         j &+= 1
                     }
                     i &+= 1
                 }
+                next.update(repeating: .infinity, count: w)
                 i = n &- 1
                 while i >= 0 {
                     let row = keys + (i &* stride &+ j0), o = scratch + (i &* stride &+ j0)
@@ -262,6 +267,24 @@ enum EDTEngine {
         }
     }
 
+    /// Last index of the run of keys equal to keys[a]; byte keys are compared eight at a time.
+    @inline(__always)
+    static func runEnd<Key: FixedWidthInteger>(_ keys: UnsafePointer<Key>, from a: Int, n: Int) -> Int {
+        let key = keys[a]
+        var b = a
+        if Key.bitWidth == 8 {
+            let raw = UnsafeRawPointer(keys)
+            let pattern = UInt64(truncatingIfNeeded: key) &* 0x0101_0101_0101_0101
+            while b &+ 9 <= n {
+                let word = raw.loadUnaligned(fromByteOffset: b &+ 1, as: UInt64.self) ^ pattern
+                if word != 0 { return b &+ (word.littleEndian.trailingZeroBitCount >> 3) }
+                b &+= 8
+            }
+        }
+        while b + 1 < n && keys[b + 1] == key { b += 1 }
+        return b
+    }
+
     /// Per-worker buffers of `envelope` for lines of up to `n` voxels.
     struct LineScratch {
         /// Envelope vertices: position and F = g + x² (the parabolas as lines in x, see `envelope`).
@@ -269,14 +292,21 @@ enum EDTEngine {
         let vf: UnsafeMutablePointer<Double>
         /// Per voxel of a run: the index of the vertex that starts there (0 where none does).
         let owner: UnsafeMutablePointer<Int32>
+        /// The vertices again for writing out: voxel index and height g in float.
+        let index: UnsafeMutablePointer<Int32>
+        let height: UnsafeMutablePointer<Float>
 
         init(n: Int) {
             vx = .allocate(capacity: n + 2)
             vf = .allocate(capacity: n + 2)
             owner = .allocate(capacity: n + 2)
+            index = .allocate(capacity: n + 2)
+            height = .allocate(capacity: n + 2)
         }
 
-        func deallocate() { vx.deallocate(); vf.deallocate(); owner.deallocate() }
+        func deallocate() {
+            vx.deallocate(); vf.deallocate(); owner.deallocate(); index.deallocate(); height.deallocate()
+        }
     }
 
     /// One line: for each run of equal keys, the lower envelope of the run's finite parabolas plus
@@ -304,8 +334,7 @@ enum EDTEngine {
         var a = 0
         while a < n {
             let key = keys[a]
-            var b = a
-            while b + 1 < n && keys[b + 1] == key { b += 1 }
+            let b = runEnd(keys, from: a, n: n)
             // Envelope of the run [a, b]: vertices sorted by position; the last two are kept in
             // registers (x1, f1) and (x2, f2), earlier ones in vx/vf[0..<cnt-2].
             var cnt = 0
@@ -361,17 +390,28 @@ enum EDTEngine {
                 var t = (vf[l] - vf[l - 1]) / (2 * s * (v - u)) + 1
                 t = t < lo ? lo : t
                 t = t > hi ? hi : t
-                owner[Int(t.rounded(.down)) - a] = Int32(truncatingIfNeeded: l)
+                owner[Int(t) &- a] = Int32(truncatingIfNeeded: l)  // t ≥ 0: truncation is floor
                 l &+= 1
             }
+            // Vertices as (voxel index, g) so each voxel costs an integer difference and two float
+            // operations (g + (Δi·s)², exact in px).
+            let vindex = scratch.index, vheight = scratch.height
+            l = 0
+            while l < cnt {
+                let x = vx[l]
+                vindex[l] = Int32(truncatingIfNeeded: Int(x / s + 0.5))  // x ≥ 0
+                vheight[l] = Float(vf[l] - x * x)
+                l &+= 1
+            }
+            let sf = Float(s)
             var m: Int32 = 0
             q = 0
             while q < len {
                 let o = owner[q]
                 m = o > m ? o : m
                 let j = Int(m)
-                let dx = Double(Int32(truncatingIfNeeded: q &+ a)) * s - vx[j]
-                out[q] = Float(vf[j] - vx[j] * vx[j] + dx * dx)
+                let dx = Float(Int32(truncatingIfNeeded: q &+ a) &- vindex[j]) * sf
+                out[q] = vheight[j] + dx * dx
                 q &+= 1
             }
             if mode != 0 {
