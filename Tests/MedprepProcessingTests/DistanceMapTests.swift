@@ -171,6 +171,41 @@ import Testing
         }
     }
 
+    /// The outside-only route (inside distances as the minimum of the other classes' outside
+    /// distances) against the per-class two-sided transforms: same values (bit for bit in px).
+    @Test(arguments: 0..<grids.count, [DistanceUnits.px, .mm])
+    func outsideOnlyRouteMatchesTwoSidedTransforms(gridIndex: Int, units: DistanceUnits) throws {
+        let (dims, spacing) = Self.grids[gridIndex]
+        var rng = Brute.RNG(UInt64(900 + gridIndex))
+        let labels = Brute.labels(&rng, dims: dims, nLabels: 4, blobs: true)
+        let grid = try MapGrid(dims: dims, spacing: spacing)
+        let classes = [0, 1, 2, 3, 7]  // 7 is absent
+        let keys = DistanceMaps.classKeys(DistanceMaps.int32Labels(labels), classes: classes)
+        let K = classes.count, n = labels.count
+        for conv in [SDFConvention.boundary, .plain] {
+            let opts = DistanceMapOptions(sdf: conv, rrw: true, units: units)
+            var a = [Float](repeating: .nan, count: 2 * K * n), b = a
+            for (twoSided, out) in [(false, 0), (true, 1)] {
+                var buf = [Float](repeating: .nan, count: 2 * K * n)
+                keys.withUnsafeBufferPointer { kp in
+                    buf.withUnsafeMutableBufferPointer { o in
+                        MapKernel.run(keys: kp.baseAddress!, grid: grid, K: K, options: opts, threads: 1,
+                                      sdfOut: o.baseAddress!, rrwOut: o.baseAddress! + K * n, classStride: n,
+                                      twoSidedOnly: twoSided)
+                    }
+                }
+                if out == 0 { a = buf } else { b = buf }
+            }
+            #expect(!a.contains { $0.isNaN })
+            if units == .px {
+                #expect(a == b, "\(conv) \(dims)")
+            } else {
+                let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                #expect(worst <= 1e-6, "\(conv) \(dims): \(worst)")
+            }
+        }
+    }
+
     @Test func rrwRanges() throws {
         var rng = Brute.RNG(11)
         let dims = [20, 16, 6]

@@ -57,11 +57,12 @@ enum EDTEngine {
 
     /// Runs the transform. `scratch` (N floats) holds intermediate squared distances; the last
     /// pass writes `final` values into `dst` (which may be `scratch`). Voxels with no other key
-    /// on the whole grid get d = +inf.
+    /// on the whole grid get d = +inf. With `skipKey`, the envelope passes leave runs of that key
+    /// alone (their voxels keep intermediate values): for callers that need only the other voxels.
     static func transform<Key: FixedWidthInteger & Sendable>(
         keys: UnsafePointer<Key>, dims: [Int], spacing: [Double],
         scratch: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>,
-        final: FinalMode<Key>, threads: Int
+        final: FinalMode<Key>, skipKey: Key? = nil, threads: Int
     ) {
         let active = (0..<3).filter { dims[$0] > 1 }
         guard let scanAxis = active.last else {
@@ -81,7 +82,7 @@ enum EDTEngine {
             let isLast = n == envelopeAxes.count - 1
             if axis == 0 {
                 rowPass(keys: keys, dims: dims, s: spacing[0], src: scratch, dst: isLast ? dst : scratch,
-                        final: isLast ? final : .squared, threads: threads)
+                        final: isLast ? final : .squared, skipKey: skipKey, threads: threads)
             } else {
                 // y after a z scan: a y-line (x, z) whose whole x-plane has one key is still all
                 // +inf after the scan and stays so: such tiles are skipped (unless this is the
@@ -91,7 +92,7 @@ enum EDTEngine {
                     skipX = uniformPlanes(keys: keys, dims: dims, uniformColumns: uniformLines)
                 }
                 tiledPass(keys: keys, dims: dims, axis: axis, s: spacing[axis], src: scratch,
-                          dst: isLast ? dst : scratch, final: isLast ? final : .squared, skipX: skipX,
+                          dst: isLast ? dst : scratch, final: isLast ? final : .squared, skipKey: skipKey, skipX: skipX,
                           threads: threads)
             }
         }
@@ -206,7 +207,8 @@ enum EDTEngine {
     /// The x pass, in place on contiguous rows (src and dst rows may be the same memory).
     static func rowPass<Key: FixedWidthInteger & Sendable>(
         keys: UnsafePointer<Key>, dims: [Int], s: Double,
-        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, threads: Int
+        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, skipKey: Key?,
+        threads: Int
     ) {
         let nx = dims[0], rows = dims[1] * dims[2]
         let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
@@ -215,7 +217,7 @@ enum EDTEngine {
             defer { scratch.deallocate() }
             for r in range {
                 envelope(src: sr.value + r * nx, dst: ds.value + r * nx, keys: k.value + r * nx, n: nx, s: s,
-                         scratch: scratch, final: final)
+                         scratch: scratch, final: final, skipKey: skipKey)
             }
         }
     }
@@ -224,7 +226,8 @@ enum EDTEngine {
     /// contiguous buffer (one line after another), transformed, and scattered back.
     static func tiledPass<Key: FixedWidthInteger & Sendable>(
         keys: UnsafePointer<Key>, dims: [Int], axis: Int, s: Double,
-        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, skipX: [Bool]?,
+        src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, final: FinalMode<Key>, skipKey: Key?,
+        skipX: [Bool]?,
         threads: Int
     ) {
         let nx = dims[0], n = dims[axis]
@@ -257,7 +260,8 @@ enum EDTEngine {
                     }
                 }
                 for b in 0..<w {
-                    envelope(src: g + b * n, dst: g + b * n, keys: kb + b * n, n: n, s: s, scratch: scratch, final: final)
+                    envelope(src: g + b * n, dst: g + b * n, keys: kb + b * n, n: n, s: s, scratch: scratch, final: final,
+                             skipKey: skipKey)
                 }
                 for i in 0..<n {
                     let p = base + i * stride
@@ -322,7 +326,7 @@ enum EDTEngine {
     @inline(__always)
     static func envelope<Key: FixedWidthInteger>(
         src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, keys: UnsafePointer<Key>, n: Int, s: Double,
-        scratch: LineScratch, final: FinalMode<Key>
+        scratch: LineScratch, final: FinalMode<Key>, skipKey: Key? = nil
     ) {
         var mode = 0, insideKey: Key = 0, offset = 0.0
         switch final {
@@ -335,6 +339,7 @@ enum EDTEngine {
         while a < n {
             let key = keys[a]
             let b = runEnd(keys, from: a, n: n)
+            if key == skipKey { a = b + 1; continue }
             // Envelope of the run [a, b]: vertices sorted by position; the last two are kept in
             // registers (x1, f1) and (x2, f2), earlier ones in vx/vf[0..<cnt-2].
             var cnt = 0

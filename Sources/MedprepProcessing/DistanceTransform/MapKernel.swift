@@ -2,19 +2,46 @@ import MedprepCore
 
 /// Computes every requested map of one grid (a volume, or one slice) from class-index keys.
 ///
-/// - Boundary/plain SDF: per class, one two-sided transform of the binary mask gives EDT(M) inside
-///   and EDT(not M) outside at once; the RRW maps reuse the inside distances.
+/// - Boundary/plain SDF when every voxel belongs to one of the classes and no class fills the grid:
+///   per class, one transform of the binary mask computed on the voxels outside the class only
+///   (EDT(not M)); a voxel's inside distance is then the smallest of its outside distances to the
+///   other classes (the nearest voxel outside its class belongs to one of them), which also gives
+///   the RRW maps. For K classes that is K − 1 grids of envelope work instead of K.
+/// - Otherwise, boundary/plain SDF: per class, one two-sided transform of the binary mask gives
+///   EDT(M) inside and EDT(not M) outside at once; the RRW maps reuse the inside distances.
 /// - ITK SDF: per class, one transform whose features are the class's contour voxels.
 /// - RRW alone (or with ITK): one multi-label transform of the class keys gives every voxel its
 ///   distance to the nearest voxel outside its own class, for all classes at once.
 enum MapKernel {
+    /// `twoSidedOnly` turns the outside-only route off (tests compare the two routes).
     static func run(keys: UnsafePointer<UInt16>, grid: MapGrid, K: Int, options: DistanceMapOptions, threads: Int,
-                    sdfOut: UnsafeMutablePointer<Float>?, rrwOut: UnsafeMutablePointer<Float>?, classStride: Int) {
+                    sdfOut: UnsafeMutablePointer<Float>?, rrwOut: UnsafeMutablePointer<Float>?, classStride: Int,
+                    twoSidedOnly: Bool = false) {
         let N = grid.count
         let sp = options.units == .mm ? grid.spacing3 : [1, 1, 1]
         let ctx = Context(grid: grid, spacing: sp,
                           virtualAxis: options.virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
         let counts = classCounts(keys, N, K)
+
+        if !twoSidedOnly, let conv = options.sdf, conv != .itk, let sdfOut, counts[K] == 0,
+           counts.allSatisfy({ $0 < N }) {
+            let offset = conv == .boundary ? ctx.boundaryOffset : 0
+            let bin = UnsafeMutablePointer<UInt8>.allocate(capacity: N)
+            defer { bin.deallocate() }
+            for k in 0..<K {
+                let out = sdfOut + k * classStride
+                if counts[k] == 0 {
+                    out.update(repeating: 0, count: N)
+                    continue
+                }
+                ctx.binary(keys: keys, key: UInt16(k), into: bin)
+                EDTEngine.transform(keys: UnsafePointer(bin), dims: ctx.dims, spacing: sp, scratch: out, dst: out,
+                                    final: .distance, skipKey: 1, threads: threads)
+            }
+            ctx.insideFromOutside(keys: keys, K: K, counts: counts, offset: offset, sdf: sdfOut, rrw: rrwOut,
+                                  classStride: classStride)
+            return
+        }
 
         let sq = UnsafeMutablePointer<Float>.allocate(capacity: N)
         defer { sq.deallocate() }
@@ -122,6 +149,57 @@ enum MapKernel {
                     let d = dist[i]
                     out[i] = contour[i] != 0 ? 0 : (inside[i] != 0 ? -d : d)
                 }
+            }
+        }
+
+        /// Completes boundary/plain SDFs whose outside voxels are written (`sdf[k]` holds voxel i's
+        /// distance to class k wherever keys[i] != k; empty classes are all 0 and ignored): voxel
+        /// i of class k is at distance d = min over the other non-empty classes m of sdf[m][i]
+        /// from the nearest voxel outside k, so sdf[k][i] = offset − d (the value the two-sided
+        /// route writes); RRW then follows from the SDF as on that route. Works through blocks of
+        /// voxels small enough for every class's slice to stay in cache; each loop vectorises.
+        func insideFromOutside(keys: UnsafePointer<UInt16>, K: Int, counts: [Int], offset: Double,
+                               sdf: UnsafeMutablePointer<Float>, rrw: UnsafeMutablePointer<Float>?, classStride: Int) {
+            let present = (0..<K).filter { counts[$0] > 0 }
+            let off = Float(offset)
+            let block = 4096
+            let blocks = (N + block - 1) / block
+            let kb = SendableBox(keys), sb = SendableBox(sdf)
+            parallelChunks(blocks, threads: threads) { range in
+                let keys = kb.value, sdf = sb.value
+                let inside = UnsafeMutablePointer<Float>.allocate(capacity: block)
+                defer { inside.deallocate() }
+                for blk in range {
+                    let lo = blk * block, count = Swift.min(N, lo + block) - lo
+                    let kp = keys + lo
+                    inside.update(repeating: .infinity, count: count)
+                    for m in present {
+                        let key = UInt16(m), sp = sdf + (m * classStride + lo)
+                        var j = 0
+                        while j < count {
+                            // Loads are unconditional and the choices selects, so the loop vectorises.
+                            let x = sp[j], d = inside[j]
+                            let v = kp[j] == key ? Float.infinity : x
+                            inside[j] = v < d ? v : d
+                            j &+= 1
+                        }
+                    }
+                    for k in present {
+                        let key = UInt16(k), sp = sdf + (k * classStride + lo)
+                        var j = 0
+                        while j < count {
+                            let old = sp[j], v = off - inside[j]
+                            sp[j] = kp[j] == key ? v : old
+                            j &+= 1
+                        }
+                    }
+                }
+            }
+            guard let rrw else { return }
+            for k in 0..<K {
+                let out = rrw + k * classStride
+                if counts[k] == 0 { out.update(repeating: 1, count: N); continue }
+                rrwFromSDF(sdf: UnsafePointer(sdf + k * classStride), offset: offset, out: out)
             }
         }
 
