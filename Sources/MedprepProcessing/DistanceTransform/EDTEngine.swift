@@ -299,6 +299,8 @@ enum EDTEngine {
         /// The vertices again for writing out: voxel index and height g in float.
         let index: UnsafeMutablePointer<Int32>
         let height: UnsafeMutablePointer<Float>
+        /// Each vertex's first voxel, relative to the run.
+        let start: UnsafeMutablePointer<Int32>
 
         init(n: Int) {
             vx = .allocate(capacity: n + 2)
@@ -306,10 +308,12 @@ enum EDTEngine {
             owner = .allocate(capacity: n + 2)
             index = .allocate(capacity: n + 2)
             height = .allocate(capacity: n + 2)
+            start = .allocate(capacity: n + 3)
         }
 
         func deallocate() {
             vx.deallocate(); vf.deallocate(); owner.deallocate(); index.deallocate(); height.deallocate()
+            start.deallocate()
         }
     }
 
@@ -384,23 +388,23 @@ enum EDTEngine {
             if cnt >= 2 { vx[cnt - 2] = x1; vf[cnt - 2] = f1 }
             vx[cnt - 1] = x2; vf[cnt - 1] = f2
             // Vertex l (l ≥ 1) is strictly lower than vertex l − 1 beyond their crossing t (index
-            // units), so it starts at floor(t) + 1, clamped to the run; later vertices with the same
-            // start overwrite earlier ones (those own no voxel).
-            var q = 0
-            while q <= len { owner[q] = 0; q &+= 1 }
+            // units), so it starts at floor(t) + 1, clamped to the run (relative start in `owner`
+            // scratch below); vertices that start where a later one does own no voxel. Vertices
+            // are kept as (voxel index, g): each voxel then costs an integer difference and two
+            // float operations (g + (Δi·s)², exact in px).
+            let vindex = scratch.index, vheight = scratch.height, start = scratch.start
             let lo = Double(a), hi = Double(b + 1)
+            start[0] = 0
             var l = 1
             while l < cnt {
                 let u = vx[l - 1], v = vx[l]
                 var t = (vf[l] - vf[l - 1]) / (2 * s * (v - u)) + 1
                 t = t < lo ? lo : t
                 t = t > hi ? hi : t
-                owner[Int(t) &- a] = Int32(truncatingIfNeeded: l)  // t ≥ 0: truncation is floor
+                start[l] = Int32(truncatingIfNeeded: Int(t) &- a)  // t ≥ 0: truncation is floor
                 l &+= 1
             }
-            // Vertices as (voxel index, g) so each voxel costs an integer difference and two float
-            // operations (g + (Δi·s)², exact in px).
-            let vindex = scratch.index, vheight = scratch.height
+            start[cnt] = Int32(truncatingIfNeeded: len)
             l = 0
             while l < cnt {
                 let x = vx[l]
@@ -409,15 +413,39 @@ enum EDTEngine {
                 l &+= 1
             }
             let sf = Float(s)
-            var m: Int32 = 0
-            q = 0
-            while q < len {
-                let o = owner[q]
-                m = o > m ? o : m
-                let j = Int(m)
-                let dx = Float(Int32(truncatingIfNeeded: q &+ a) &- vindex[j]) * sf
-                out[q] = vheight[j] + dx * dx
-                q &+= 1
+            var q = 0
+            if len >= 8 &* cnt {
+                // Long segments: each filled by its own loop, which vectorises.
+                l = 0
+                while l < cnt {
+                    let from = Int(start[l]), to = Int(start[l &+ 1])
+                    if to > from {
+                        let x0 = vindex[l], g = vheight[l]
+                        var i = from
+                        while i < to {
+                            let dx = Float(Int32(truncatingIfNeeded: i &+ a) &- x0) * sf
+                            out[i] = g + dx * dx
+                            i &+= 1
+                        }
+                    }
+                    l &+= 1
+                }
+            } else {
+                // Short segments: every voxel finds its vertex without a data-dependent branch
+                // (starts scattered into `owner`, later ones overwriting, then a running maximum).
+                while q <= len { owner[q] = 0; q &+= 1 }
+                l = 1
+                while l < cnt { owner[Int(start[l])] = Int32(truncatingIfNeeded: l); l &+= 1 }
+                var m: Int32 = 0
+                q = 0
+                while q < len {
+                    let o = owner[q]
+                    m = o > m ? o : m
+                    let j = Int(m)
+                    let dx = Float(Int32(truncatingIfNeeded: q &+ a) &- vindex[j]) * sf
+                    out[q] = vheight[j] + dx * dx
+                    q &+= 1
+                }
             }
             if mode != 0 {
                 q = 0
