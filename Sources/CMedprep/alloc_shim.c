@@ -8,7 +8,8 @@
 int mp_keep_freed_memory(void) {
     int a = mallopt(M_MMAP_THRESHOLD, 32 << 20);
     int b = mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    return a == 1 && b == 1;
+    int c = mallopt(M_MMAP_MAX, 0);
+    return a == 1 && b == 1 && c == 1;
 }
 #else
 int mp_keep_freed_memory(void) { return 0; }
