@@ -354,17 +354,17 @@ enum EDTEngine {
                     // The middle line (x2, f2) is never strictly lowest: the new line crosses the
                     // first one no later than the middle one does.
                     if (f - f1) * (x2 - x1) <= (f2 - f1) * (x - x1) {
-                        cnt -= 1
+                        cnt &-= 1
                         x2 = x1; f2 = f1
-                        if cnt >= 2 { x1 = vx[cnt - 2]; f1 = vf[cnt - 2] }
+                        if cnt >= 2 { x1 = vx[cnt &- 2]; f1 = vf[cnt &- 2] }
                     } else {
                         break
                     }
                 }
-                if cnt >= 2 { vx[cnt - 2] = x1; vf[cnt - 2] = f1 }
+                if cnt >= 2 { vx[cnt &- 2] = x1; vf[cnt &- 2] = f1 }
                 x1 = x2; f1 = f2
                 x2 = x; f2 = f
-                cnt += 1
+                cnt &+= 1
             }
             if a > 0 { push(Double(a - 1) * s, 0) }
             var x = Double(a) * s
@@ -449,7 +449,11 @@ enum EDTEngine {
             }
             if mode != 0 {
                 q = 0
-                while q < len { out[q] = off + sign * out[q].squareRoot(); q &+= 1 }
+                if mode == 1 || !inside {
+                    while q < len { out[q] = out[q].squareRoot(); q &+= 1 }
+                } else {
+                    while q < len { out[q] = off - out[q].squareRoot(); q &+= 1 }
+                }
             }
             a = b + 1
         }
