@@ -164,7 +164,13 @@ enum MapKernel {
             let off = Float(offset)
             let block = 4096
             let blocks = (N + block - 1) / block
+            // Each class's smallest SDF value per block, taken while the block is in cache (RRW
+            // needs the class minimum; min does not depend on the order, so neither on threads).
+            var blockMin = [Float](repeating: .infinity, count: blocks * K)
+            let wantMin = rrw != nil
             let kb = SendableBox(keys), sb = SendableBox(sdf)
+            blockMin.withUnsafeMutableBufferPointer { bm in
+            let mb = SendableBox(bm.baseAddress!)
             parallelChunks(blocks, threads: threads) { range in
                 let keys = kb.value, sdf = sb.value
                 let inside = UnsafeMutablePointer<Float>.allocate(capacity: block)
@@ -192,14 +198,17 @@ enum MapKernel {
                             sp[j] = kp[j] == key ? v : old
                             j &+= 1
                         }
+                        if wantMin { mb.value[blk * K + k] = DistanceMaps.minMax(sp, count).0 }
                     }
                 }
+            }
             }
             guard let rrw else { return }
             for k in 0..<K {
                 let out = rrw + k * classStride
                 if counts[k] == 0 { out.update(repeating: 1, count: N); continue }
-                rrwFromSDF(sdf: UnsafePointer(sdf + k * classStride), offset: offset, out: out)
+                let minS = (0..<blocks).reduce(Float.infinity) { Swift.min($0, blockMin[$1 * K + k]) }
+                rrwFromSDF(sdf: UnsafePointer(sdf + k * classStride), offset: offset, out: out, minimum: minS)
             }
         }
 
@@ -222,8 +231,9 @@ enum MapKernel {
         /// are those with sdf below offset/2: there d ≥ offset (the smallest spacing), so sdf ≤ 0
         /// up to rounding, while outside sdf = d ≥ offset. So the mask is not read and both loops
         /// vectorise.
-        func rrwFromSDF(sdf: UnsafePointer<Float>, offset: Double, out: UnsafeMutablePointer<Float>) {
-            let minS = DistanceMaps.minMax(sdf, N).0
+        func rrwFromSDF(sdf: UnsafePointer<Float>, offset: Double, out: UnsafeMutablePointer<Float>,
+                        minimum: Float? = nil) {
+            let minS = minimum ?? DistanceMaps.minMax(sdf, N).0
             let half = Float(offset / 2)
             // In double, as `finishRRW` does, so both routes give the same bits.
             let inv = 1 / (offset - Double(minS))
