@@ -72,24 +72,30 @@ public enum DistanceMaps {
 
     /// Labels as Int32 (values outside Int32 are clamped). Concrete fast paths: generic code
     /// called from another module is not specialised.
-    static func int32Labels<L: BinaryInteger>(_ labels: [L]) -> [Int32] {
+    static func int32Labels<L: BinaryInteger>(_ labels: [L], threads: Int = 1) -> [Int32] {
         // `as?` on arrays casts element by element; compare the types instead.
         if L.self == Int32.self { return unsafeBitCast(labels, to: [Int32].self) }
-        if L.self == UInt8.self { return widened(unsafeBitCast(labels, to: [UInt8].self)) }
-        if L.self == Int16.self { return widened(unsafeBitCast(labels, to: [Int16].self)) }
-        if L.self == UInt16.self { return widened(unsafeBitCast(labels, to: [UInt16].self)) }
-        if L.self == Int8.self { return widened(unsafeBitCast(labels, to: [Int8].self)) }
+        if L.self == UInt8.self { return widened(unsafeBitCast(labels, to: [UInt8].self), threads: threads) }
+        if L.self == Int16.self { return widened(unsafeBitCast(labels, to: [Int16].self), threads: threads) }
+        if L.self == UInt16.self { return widened(unsafeBitCast(labels, to: [UInt16].self), threads: threads) }
+        if L.self == Int8.self { return widened(unsafeBitCast(labels, to: [Int8].self), threads: threads) }
         if L.self == Int.self { return unsafeBitCast(labels, to: [Int].self).map { Int32(clamping: $0) } }
         return labels.map { Int32(clamping: $0) }
     }
 
     /// Narrow integers widened in a plain loop (vectorised; `Array.map` is not).
     @inline(__always)
-    static func widened<T: FixedWidthInteger>(_ a: [T]) -> [Int32] {
+    static func widened<T: FixedWidthInteger & Sendable>(_ a: [T], threads: Int) -> [Int32] {
         [Int32](unsafeUninitializedCapacity: a.count) { out, n in
             a.withUnsafeBufferPointer { src in
-                var i = 0
-                while i < src.count { out[i] = Int32(truncatingIfNeeded: src[i]); i &+= 1 }
+                let sb = SendableBox(src.baseAddress!), ob = SendableBox(out.baseAddress!)
+                let count = a.count, chunk = 1 << 18
+                parallelChunks((count + chunk - 1) / chunk, threads: threads) { r in
+                    let src = sb.value, out = ob.value
+                    var i = r.lowerBound * chunk
+                    let end = Swift.min(count, r.upperBound * chunk)
+                    while i < end { out[i] = Int32(truncatingIfNeeded: src[i]); i &+= 1 }
+                }
             }
             n = a.count
         }
@@ -110,7 +116,8 @@ public enum DistanceMaps {
     public static func compute<L: BinaryInteger>(
         labels: [L], grid: MapGrid, classes: [Int]? = nil, options: DistanceMapOptions
     ) throws -> DistanceMapResult {
-        try computeInt32(labels: int32Labels(labels), grid: grid, classes: classes, options: options)
+        try computeInt32(labels: int32Labels(labels, threads: options.threads), grid: grid, classes: classes,
+                         options: options)
     }
 
     static func computeInt32(
@@ -133,6 +140,7 @@ public enum DistanceMaps {
         }
         let keys = classKeys(labels, classes: classes, threads: options.threads)
         let K = classes.count, N = grid.count
+        let counts = keys.withUnsafeBufferPointer { MapKernel.classCounts($0.baseAddress!, N, K, threads: options.threads) }
         // Every element is written below (each class block is filled, computed or scattered).
         func uninitialized() -> [Float] { [Float](unsafeUninitializedCapacity: K * N) { _, n in n = K * N } }
         var sdf: [Float]? = options.sdf == nil ? nil : uninitialized()
@@ -144,14 +152,13 @@ public enum DistanceMaps {
                 switch options.mode {
                 case .volume:
                     MapKernel.run(keys: kp.baseAddress!, grid: grid, K: K, options: options, threads: options.threads,
-                                      sdfOut: sp, rrwOut: rp, classStride: N)
+                                  sdfOut: sp, rrwOut: rp, classStride: N, counts: counts)
                 case .slices(let axis):
                     try runSlices(keys: kp.baseAddress!, grid: grid, axis: axis, K: K, options: options,
                                   sdfOut: sp, rrwOut: rp)
                 }
             }
         }
-        let counts = keys.withUnsafeBufferPointer { MapKernel.classCounts($0.baseAddress!, N, K) }
         return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, voxelCounts: Array(counts.prefix(K)))
     }
 
@@ -186,7 +193,7 @@ public enum DistanceMaps {
     public static func multiScale<L: BinaryInteger>(
         labels: [L], grid: MapGrid, classes: [Int]? = nil, scales: [Int], options: DistanceMapOptions
     ) throws -> [(scale: Int, result: DistanceMapResult)] {
-        let labels = int32Labels(labels)
+        let labels = int32Labels(labels, threads: options.threads)
         let classes = classes ?? defaultClasses(labels)
         return try scales.map { s in
             let (l, g) = try downsampleNearest(labels: labels, grid: grid, factor: s, mode: options.mode)

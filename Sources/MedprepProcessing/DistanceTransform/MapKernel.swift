@@ -13,15 +13,16 @@ import MedprepCore
 /// - RRW alone (or with ITK): one multi-label transform of the class keys gives every voxel its
 ///   distance to the nearest voxel outside its own class, for all classes at once.
 enum MapKernel {
-    /// `twoSidedOnly` turns the outside-only route off (tests compare the two routes).
+    /// `knownCounts`: voxels per key 0...K when the caller has them. `twoSidedOnly` turns the
+    /// outside-only route off (tests compare the two routes).
     static func run(keys: UnsafePointer<UInt16>, grid: MapGrid, K: Int, options: DistanceMapOptions, threads: Int,
                     sdfOut: UnsafeMutablePointer<Float>?, rrwOut: UnsafeMutablePointer<Float>?, classStride: Int,
-                    twoSidedOnly: Bool = false) {
+                    counts knownCounts: [Int]? = nil, twoSidedOnly: Bool = false) {
         let N = grid.count
         let sp = options.units == .mm ? grid.spacing3 : [1, 1, 1]
         let ctx = Context(grid: grid, spacing: sp,
                           virtualAxis: options.virtualVoxelAxis == .first ? 0 : grid.rank - 1, threads: threads)
-        let counts = classCounts(keys, N, K)
+        let counts = knownCounts ?? classCounts(keys, N, K, threads: threads)
 
         if !twoSidedOnly, let conv = options.sdf, conv != .itk, let sdfOut, counts[K] == 0,
            counts.allSatisfy({ $0 < N }) {
@@ -98,14 +99,23 @@ enum MapKernel {
     }
 
     /// Voxels per key 0...K (K: labels outside the class list).
-    static func classCounts(_ keys: UnsafePointer<UInt16>, _ n: Int, _ K: Int) -> [Int] {
-        var counts = [Int](repeating: 0, count: K + 1)
-        counts.withUnsafeMutableBufferPointer { c in
-            let c = c.baseAddress!
-            var i = 0
-            while i < n { c[Int(keys[i])] &+= 1; i &+= 1 }
+    static func classCounts(_ keys: UnsafePointer<UInt16>, _ n: Int, _ K: Int, threads: Int = 1) -> [Int] {
+        // Fixed chunks counted in parallel, then summed (integer sums: order does not matter).
+        let chunk = 1 << 18
+        let chunks = Swift.max(1, (n + chunk - 1) / chunk)
+        var partial = [Int](repeating: 0, count: chunks * (K + 1))
+        partial.withUnsafeMutableBufferPointer { pb in
+            let p = SendableBox(pb.baseAddress!), kb = SendableBox(keys)
+            parallelChunks(chunks, threads: threads) { range in
+                for c in range {
+                    let counts = p.value + c * (K + 1), keys = kb.value
+                    var i = c * chunk
+                    let end = Swift.min(n, i + chunk)
+                    while i < end { counts[Int(keys[i])] &+= 1; i &+= 1 }
+                }
+            }
         }
-        return counts
+        return (0...K).map { k in (0..<chunks).reduce(0) { $0 + partial[$1 * (K + 1) + k] } }
     }
 
     struct Context {
