@@ -107,6 +107,7 @@ struct Maps: ParsableCommand {
         var seconds: [Double] = []
         var results: [(scale: Int, result: DistanceMapResult)] = []
         for _ in 0..<repeats {
+            results = []  // a repeat reuses the memory of the one before (steady state, as in a pipeline)
             let t0 = monotonicSeconds()
             results = try DistanceMaps.multiScale(labels: labels, grid: grid, classes: classList, scales: scaleList,
                                                   options: options)

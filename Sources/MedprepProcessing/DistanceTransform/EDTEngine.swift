@@ -7,13 +7,37 @@ struct SendableBox<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-/// Splits `0..<count` into at most `threads` contiguous ranges (fixed by index, never by timing)
-/// and runs `body` on each, one range per worker, so per-worker scratch is allocated once.
+/// Runs `body` over `0..<count` split into contiguous ranges (fixed by index, never by timing) on
+/// at most `threads` threads. With more than one thread the ranges are up to 8 per thread, handed
+/// to whichever worker is free: work per item is uneven (classes sit in parts of the volume), and
+/// one range per worker left a thread idle. Every item is computed by the same code whatever
+/// thread takes it, so results do not depend on the thread count; `body` allocates its scratch
+/// once per range.
 func parallelChunks(_ count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
     guard count > 0 else { return }
     let t = max(1, min(threads, count))
     if t == 1 { body(0..<count); return }
-    parallelFor(t, threads: t) { w in body((count * w / t)..<(count * (w + 1) / t)) }
+    let pieces = min(count, t * 8)
+    let next = PieceCounter()
+    parallelFor(t, threads: t) { _ in
+        while let p = next.take(below: pieces) {
+            body((count * p / pieces)..<(count * (p + 1) / pieces))
+        }
+    }
+}
+
+/// Hands out 0, 1, 2, ... to concurrent workers.
+final class PieceCounter: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var value = 0
+
+    func take(below limit: Int) -> Int? {
+        lock.locked {
+            guard value < limit else { return nil }
+            value += 1
+            return value - 1
+        }
+    }
 }
 
 /// What the last pass writes for each voxel, from its squared distance d².
