@@ -348,9 +348,11 @@ enum EDTEngine {
     /// The parabola g + (t − x)² is F − 2xt + t² with F = g + x²: the envelope is the lower
     /// envelope of the lines F − 2xt (the convex-hull test below keeps a line only while it is
     /// strictly lowest somewhere; ties are dropped, which changes no value). Writing it out: each
-    /// vertex starts one voxel past where it crosses its predecessor; the starts are scattered into
-    /// `owner` and a running maximum gives every voxel its vertex, with no data-dependent branch.
-    /// The square root and sign go in a separate loop that vectorises.
+    /// vertex starts one voxel past where it crosses its predecessor. Long segments are filled
+    /// one by one (vectorised loops); short ones through `owner`, where the starts are scattered
+    /// and a running maximum gives every voxel its vertex with no data-dependent branch. The
+    /// square root and sign go in a separate loop that vectorises. Runs of `skipKey` are left
+    /// untouched.
     @inline(__always)
     static func envelope<Key: FixedWidthInteger>(
         src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, keys: UnsafePointer<Key>, n: Int, s: Double,
@@ -412,10 +414,10 @@ enum EDTEngine {
             if cnt >= 2 { vx[cnt - 2] = x1; vf[cnt - 2] = f1 }
             vx[cnt - 1] = x2; vf[cnt - 1] = f2
             // Vertex l (l ≥ 1) is strictly lower than vertex l − 1 beyond their crossing t (index
-            // units), so it starts at floor(t) + 1, clamped to the run (relative start in `owner`
-            // scratch below); vertices that start where a later one does own no voxel. Vertices
-            // are kept as (voxel index, g): each voxel then costs an integer difference and two
-            // float operations (g + (Δi·s)², exact in px).
+            // units), so it starts at floor(t) + 1, clamped to the run (`start`, relative to a);
+            // vertices that start where a later one does own no voxel. Vertices are kept as
+            // (voxel index, g): each voxel then costs an integer difference and two float
+            // operations (g + (Δi·s)², exact in px).
             let vindex = scratch.index, vheight = scratch.height, start = scratch.start
             let lo = Double(a), hi = Double(b + 1)
             start[0] = 0
