@@ -88,13 +88,11 @@ public enum DistanceMaps {
     static func widened<T: FixedWidthInteger & Sendable>(_ a: [T], threads: Int) -> [Int32] {
         [Int32](unsafeUninitializedCapacity: a.count) { out, n in
             a.withUnsafeBufferPointer { src in
-                let sb = SendableBox(src.baseAddress!), ob = SendableBox(out.baseAddress!)
-                let count = a.count, chunk = 1 << 18
-                parallelChunks((count + chunk - 1) / chunk, threads: threads) { r in
+                let sb = UnsafeSendable(src.baseAddress!), ob = UnsafeSendable(out.baseAddress!)
+                parallelRanges(a.count, threads: threads) { r in
                     let src = sb.value, out = ob.value
-                    var i = r.lowerBound * chunk
-                    let end = Swift.min(count, r.upperBound * chunk)
-                    while i < end { out[i] = Int32(truncatingIfNeeded: src[i]); i &+= 1 }
+                    var i = r.lowerBound
+                    while i < r.upperBound { out[i] = Int32(truncatingIfNeeded: src[i]); i &+= 1 }
                 }
             }
             n = a.count
@@ -212,13 +210,13 @@ public enum DistanceMaps {
             var table = [UInt16](repeating: other, count: hi - lo + 1)
             for (i, c) in classes.enumerated() { table[c - lo] = UInt16(i) }
             return [UInt16](unsafeUninitializedCapacity: n) { out, filled in
-                let o = SendableBox(out.baseAddress!)
+                let o = UnsafeSendable(out.baseAddress!)
                 table.withUnsafeBufferPointer { t in
                     labels.withUnsafeBufferPointer { l in
-                        let tb = SendableBox(t), lb = SendableBox(l.baseAddress!)
-                        parallelChunks((n + 65535) / 65536, threads: threads) { r in
+                        let tb = UnsafeSendable(t), lb = UnsafeSendable(l.baseAddress!)
+                        parallelRanges(n, threads: threads) { r in
                             let t = tb.value, l = lb.value, o = o.value
-                            for i in (r.lowerBound * 65536)..<Swift.min(r.upperBound * 65536, n) {
+                            for i in r {
                                 let j = Int(l[i]) &- lo
                                 o[i] = j >= 0 && j < t.count ? t[j] : other
                             }
@@ -261,7 +259,7 @@ public enum DistanceMaps {
         let rest = (0..<3).filter { $0 != axis }
         let (su, sv, sa) = (strides[rest[0]], strides[rest[1]], strides[axis])
         let nu = sg.nx, nv = sg.ny, M = sg.count, N = grid.count
-        let kBox = SendableBox(keys), sBox = SendableBox(sdfOut), rBox = SendableBox(rrwOut)
+        let kBox = UnsafeSendable(keys), sBox = UnsafeSendable(sdfOut), rBox = UnsafeSendable(rrwOut)
         parallelChunks(d3[axis], threads: options.threads) { range in
             let keys = kBox.value
             var sliceKeys = [UInt16](repeating: 0, count: M)
@@ -304,7 +302,7 @@ public enum DistanceMaps {
             var part = [Float](repeating: 0, count: 2 * K * perClass)
             a.withUnsafeBufferPointer { ab in
                 part.withUnsafeMutableBufferPointer { pb in
-                    let src = SendableBox(ab.baseAddress!), dst = SendableBox(pb.baseAddress!)
+                    let src = UnsafeSendable(ab.baseAddress!), dst = UnsafeSendable(pb.baseAddress!)
                     parallelChunks(K * perClass, threads: threads) { r in
                         for t in r {
                             let k = t / perClass, c = t % perClass

@@ -1,12 +1,5 @@
 import MedprepCore
 
-/// A value that crosses into `parallelFor` workers. Only used for buffers whose workers write
-/// disjoint index ranges, so sharing is safe.
-struct SendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
 /// Runs `body` over `0..<count` split into contiguous ranges (fixed by index, never by timing) on
 /// at most `threads` threads. With more than one thread the ranges are up to 8 per thread, handed
 /// to whichever worker is free: work per item is uneven (classes sit in parts of the volume), and
@@ -23,6 +16,13 @@ func parallelChunks(_ count: Int, threads: Int, _ body: @Sendable (Range<Int>) -
         while let p = next.take(below: pieces) {
             body((count * p / pieces)..<(count * (p + 1) / pieces))
         }
+    }
+}
+
+/// `parallelChunks` over the elements 0..<n in blocks of `block`: `body` gets element ranges.
+func parallelRanges(_ n: Int, block: Int = 65536, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    parallelChunks((n + block - 1) / block, threads: threads) { r in
+        body((r.lowerBound * block)..<Swift.min(r.upperBound * block, n))
     }
 }
 
@@ -169,12 +169,12 @@ enum EDTEngine {
         let n = dims[axis]
         let stride = (0..<axis).reduce(1) { $0 * dims[$1] }
         var uniform = [Bool](repeating: false, count: stride)
-        let k = SendableBox(keys), sc = SendableBox(scratch)
+        let k = UnsafeSendable(keys), sc = UnsafeSendable(scratch)
         let block = 2048
         let blocks = (stride + block - 1) / block
         let sf = Float(s)
         uniform.withUnsafeMutableBufferPointer { ub in
-            let u = SendableBox(ub.baseAddress!)
+            let u = UnsafeSendable(ub.baseAddress!)
             parallelChunks(blocks, threads: threads) { range in
                 let keys = k.value, scratch = sc.value
                 let j0 = range.lowerBound * block, j1 = Swift.min(range.upperBound * block, stride)
@@ -235,7 +235,7 @@ enum EDTEngine {
         threads: Int
     ) {
         let nx = dims[0], rows = dims[1] * dims[2]
-        let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
+        let k = UnsafeSendable(keys), sr = UnsafeSendable(src), ds = UnsafeSendable(dst)
         parallelChunks(rows, threads: threads) { range in
             let scratch = LineScratch(n: nx)
             defer { scratch.deallocate() }
@@ -265,7 +265,7 @@ enum EDTEngine {
         let outerCount = ((axis + 1)..<3).reduce(1) { $0 * dims[$1] } * (stride / nx)
         // Lines: x in 0..<nx, "outer" enumerating the other axes (all but x and `axis`).
         let innerPlanes = stride / nx  // axes between x and `axis` (y when axis = z)
-        let k = SendableBox(keys), sr = SendableBox(src), ds = SendableBox(dst)
+        let k = UnsafeSendable(keys), sr = UnsafeSendable(src), ds = UnsafeSendable(dst)
         parallelChunks(outerCount * xBlocks, threads: threads) { range in
             let keys = k.value, src = sr.value, dst = ds.value
             let g = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)

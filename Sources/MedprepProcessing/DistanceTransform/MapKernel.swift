@@ -105,7 +105,7 @@ enum MapKernel {
         let chunks = Swift.max(1, (n + chunk - 1) / chunk)
         var partial = [Int](repeating: 0, count: chunks * (K + 1))
         partial.withUnsafeMutableBufferPointer { pb in
-            let p = SendableBox(pb.baseAddress!), kb = SendableBox(keys)
+            let p = UnsafeSendable(pb.baseAddress!), kb = UnsafeSendable(keys)
             parallelChunks(chunks, threads: threads) { range in
                 for c in range {
                     let counts = p.value + c * (K + 1), keys = kb.value
@@ -135,7 +135,7 @@ enum MapKernel {
 
         /// bin[i] = 1 where keys[i] == key, else 0.
         func binary(keys: UnsafePointer<UInt16>, key: UInt16, into bin: UnsafeMutablePointer<UInt8>) {
-            let k = SendableBox(keys), b = SendableBox(bin)
+            let k = UnsafeSendable(keys), b = UnsafeSendable(bin)
             chunks { r in
                 let keys = k.value, bin = b.value
                 for i in r { bin[i] = keys[i] == key ? 1 : 0 }
@@ -144,15 +144,12 @@ enum MapKernel {
 
         /// Parallel loop over voxel ranges (each range written by one worker).
         func chunks(_ body: @Sendable (Range<Int>) -> Void) {
-            let blocks = (N + 65535) / 65536
-            parallelChunks(blocks, threads: threads) { r in
-                body((r.lowerBound * 65536)..<Swift.min(r.upperBound * 65536, N))
-            }
+            parallelRanges(N, threads: threads, body)
         }
 
         func finishITK(dist: UnsafeMutablePointer<Float>, inside: UnsafePointer<UInt8>, contour: UnsafePointer<UInt8>,
                        out: UnsafeMutablePointer<Float>) {
-            let s = SendableBox(UnsafePointer(dist)), m = SendableBox(inside), c = SendableBox(contour), o = SendableBox(out)
+            let s = UnsafeSendable(UnsafePointer(dist)), m = UnsafeSendable(inside), c = UnsafeSendable(contour), o = UnsafeSendable(out)
             chunks { r in
                 let dist = s.value, inside = m.value, contour = c.value, out = o.value
                 for i in r {
@@ -178,40 +175,40 @@ enum MapKernel {
             // needs the class minimum; min does not depend on the order, so neither on threads).
             var blockMin = [Float](repeating: .infinity, count: blocks * K)
             let wantMin = rrw != nil
-            let kb = SendableBox(keys), sb = SendableBox(sdf)
+            let kb = UnsafeSendable(keys), sb = UnsafeSendable(sdf)
             blockMin.withUnsafeMutableBufferPointer { bm in
-            let mb = SendableBox(bm.baseAddress!)
-            parallelChunks(blocks, threads: threads) { range in
-                let keys = kb.value, sdf = sb.value
-                let inside = UnsafeMutablePointer<Float>.allocate(capacity: block)
-                defer { inside.deallocate() }
-                for blk in range {
-                    let lo = blk * block, count = Swift.min(N, lo + block) - lo
-                    let kp = keys + lo
-                    inside.update(repeating: .infinity, count: count)
-                    for m in present {
-                        let key = UInt16(m), sp = sdf + (m * classStride + lo)
-                        var j = 0
-                        while j < count {
-                            // Loads are unconditional and the choices selects, so the loop vectorises.
-                            let x = sp[j], d = inside[j]
-                            let v = kp[j] == key ? Float.infinity : x
-                            inside[j] = v < d ? v : d
-                            j &+= 1
+                let mb = UnsafeSendable(bm.baseAddress!)
+                parallelChunks(blocks, threads: threads) { range in
+                    let keys = kb.value, sdf = sb.value
+                    let inside = UnsafeMutablePointer<Float>.allocate(capacity: block)
+                    defer { inside.deallocate() }
+                    for blk in range {
+                        let lo = blk * block, count = Swift.min(N, lo + block) - lo
+                        let kp = keys + lo
+                        inside.update(repeating: .infinity, count: count)
+                        for m in present {
+                            let key = UInt16(m), sp = sdf + (m * classStride + lo)
+                            var j = 0
+                            while j < count {
+                                // Loads are unconditional and the choices selects, so the loop vectorises.
+                                let x = sp[j], d = inside[j]
+                                let v = kp[j] == key ? Float.infinity : x
+                                inside[j] = v < d ? v : d
+                                j &+= 1
+                            }
                         }
-                    }
-                    for k in present {
-                        let key = UInt16(k), sp = sdf + (k * classStride + lo)
-                        var j = 0
-                        while j < count {
-                            let old = sp[j], v = off - inside[j]
-                            sp[j] = kp[j] == key ? v : old
-                            j &+= 1
+                        for k in present {
+                            let key = UInt16(k), sp = sdf + (k * classStride + lo)
+                            var j = 0
+                            while j < count {
+                                let old = sp[j], v = off - inside[j]
+                                sp[j] = kp[j] == key ? v : old
+                                j &+= 1
+                            }
+                            if wantMin { mb.value[blk * K + k] = DistanceMaps.minMax(sp, count).0 }
                         }
-                        if wantMin { mb.value[blk * K + k] = DistanceMaps.minMax(sp, count).0 }
                     }
                 }
-            }
             }
             guard let rrw else { return }
             for k in 0..<K {
@@ -228,7 +225,7 @@ enum MapKernel {
             var maxD: Float = 0
             for i in 0..<N where keys[i] == key { maxD = Swift.max(maxD, dist[i]) }
             let inv = 1 / Double(maxD)
-            let s = SendableBox(dist), k = SendableBox(keys), o = SendableBox(out)
+            let s = UnsafeSendable(dist), k = UnsafeSendable(keys), o = UnsafeSendable(out)
             chunks { r in
                 let dist = s.value, keys = k.value, out = o.value
                 for i in r {
@@ -247,7 +244,7 @@ enum MapKernel {
             let half = Float(offset / 2)
             // In double, as `finishRRW` does, so both routes give the same bits.
             let inv = 1 / (offset - Double(minS))
-            let s = SendableBox(sdf), o = SendableBox(out)
+            let s = UnsafeSendable(sdf), o = UnsafeSendable(out)
             chunks { r in
                 let sdf = s.value, out = o.value
                 var i = r.lowerBound
@@ -284,12 +281,6 @@ enum MapKernel {
             return (t[0], t[1], t[2])
         }
 
-        /// Distance to scipy's virtual background voxel from the grid's last voxel (the farthest).
-        var farthestVirtualDistance: Double {
-            let (tx, ty, tz) = virtualTables
-            return (tx.last! + ty.last! + tz.last!).squareRoot()
-        }
-
         /// A class that fills the grid: every convention is applied as if scipy's virtual background
         /// voxel existed (see docs/distance-maps.md).
         func fullClassSDF(_ conv: SDFConvention, out: UnsafeMutablePointer<Float>) {
@@ -310,8 +301,8 @@ enum MapKernel {
         }
 
         func fullClassRRW(out: UnsafeMutablePointer<Float>) {
-            let maxD = farthestVirtualDistance
             let (tx, ty, tz) = virtualTables
+            let maxD = (tx.last! + ty.last! + tz.last!).squareRoot()  // the last voxel is the farthest
             fillSeparable(tx, ty, tz, out: out) { Float(-$0.squareRoot() / maxD) }
         }
 
