@@ -58,3 +58,56 @@ public final class NSLockLite: @unchecked Sendable {
         return try body()
     }
 }
+
+/// Work started on a thread of its own and collected later with `wait()` (a one-shot future).
+/// Convert hashes and writes a shard this way while the next one fills, and hashes a shard while
+/// its bytes go to disk. A dedicated thread, not a dispatch queue, so it starts at once even when
+/// other work occupies every pool thread.
+public final class BackgroundWork<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, Error>?
+    private let work: @Sendable () throws -> T
+
+    public init(_ work: @escaping @Sendable () throws -> T) {
+        self.work = work
+        if !startDetachedThread({ [self] in runOnce() }) { runOnce() }
+    }
+
+    private func runOnce() {
+        result = Result { try work() }
+        done.signal()
+    }
+
+    /// Blocks until the work has finished; returns its value or rethrows its error.
+    public func wait() throws -> T {
+        done.wait()
+        done.signal()  // later waits return at once
+        return try result!.get()
+    }
+}
+
+/// The closure a detached thread runs (a class, so one pointer reaches the thread).
+private final class ThreadBody {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
+/// Runs `body` on a new detached thread; false when no thread could be made.
+func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+    #if canImport(Glibc)
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        return false
+    }
+    pthread_detach(thread)
+    return true
+    #else
+    return false
+    #endif
+}

@@ -155,4 +155,66 @@ import Testing
             #expect(r.sha256 == SHA256.hex(expected) && r.bytes == expected.count && r.firstSample == 3 * i && r.sampleCount == 3)
         }
     }
+
+    /// Convert's path: samples appended in runs with their maps written in place by `fillMaps`
+    /// (here copied from maps the samples would otherwise carry) give the bytes of the serialiser
+    /// fed with the complete samples, for 1 and 2 threads; sdf and rrw differ so a swap shows.
+    @Test(arguments: [1, 2])
+    func mapsFilledInPlaceMatchGivenMaps(_ threads: Int) throws {
+        let l = try ShardBuilderTests.layout(k: 3)
+        let full = Self.samples(l, count: 5).enumerated().map { i, s0 in
+            var s = s0
+            s.rrw = s.sdf.mapValues { $0.map { $0 + 1000 + Float(i) } }
+            return s
+        }
+        let bare = full.map { s0 in
+            var s = s0
+            s.sdf = [:]; s.rrw = [:]
+            return s
+        }
+        let b = ShardBuilder(layout: l, medprepVersion: "t", capacity: 5)
+        for run in [0..<2, 2..<5] {
+            let given = Array(full[run])
+            try b.append(Array(bare[run]), threads: threads) { j, slots in
+                for (scale, values) in given[j].sdf { slots.sdf[scale]!.update(from: values, count: values.count) }
+                for (scale, values) in given[j].rrw { slots.rrw[scale]!.update(from: values, count: values.count) }
+            }
+        }
+        #expect(b.count == 5)
+        #expect(try b.seal(shardIndex: 0).withBytes { Array($0) } == (try Self.reference(full, l, shardIndex: 0)))
+    }
+
+    /// A run with a bad sample, or whose map filling fails, appends nothing and names the sample.
+    @Test func aFailingRunAppendsNothing() throws {
+        let l = try ShardBuilderTests.layout(k: 3)
+        let full = Self.samples(l, count: 3)
+        var bare = full.map { s0 in
+            var s = s0
+            s.sdf = [:]; s.rrw = [:]
+            return s
+        }
+        let b = ShardBuilder(layout: l, medprepVersion: "t", capacity: 3)
+        @Sendable func copyMaps(_ j: Int, _ slots: ShardBuilder.MapSlots) {
+            for (scale, values) in full[j].sdf { slots.sdf[scale]!.update(from: values, count: values.count) }
+            for (scale, values) in full[j].rrw { slots.rrw[scale]!.update(from: values, count: values.count) }
+        }
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try b.append(bare, threads: 2) { j, slots in
+                if j == 1 { throw Refused() }
+                copyMaps(j, slots)
+            }
+        }
+        #expect(b.count == 0)
+        var bad = bare
+        bad[2].label[4] = 3  // not below K = 3
+        let e = #expect(throws: MedprepError.self) { try b.append(bad, threads: 2) { j, slots in copyMaps(j, slots) } }
+        #expect(e?.message.contains("case 0 slice 2: label value '3'") == true)
+        bare[1].sdf = full[1].sdf  // maps given and filled in place: refused
+        #expect(throws: MedprepError.self) { try b.append(bare, threads: 1) { j, slots in copyMaps(j, slots) } }
+        #expect(b.count == 0)
+        bare[1].sdf = [:]
+        try b.append(bare, threads: 2) { j, slots in copyMaps(j, slots) }
+        #expect(try b.seal(shardIndex: 0).withBytes { Array($0) } == (try Self.reference(full, l, shardIndex: 0)))
+    }
 }

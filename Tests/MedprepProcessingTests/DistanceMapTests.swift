@@ -206,6 +206,64 @@ import Testing
         }
     }
 
+    /// Convert's entry point: labels that are class indices 0..<K, maps written into the caller's
+    /// buffers (every value, including an empty class's), against brute force.
+    @Test(arguments: 0..<grids.count, [DistanceUnits.px, .mm])
+    func classIndexMapsIntoBuffersMatchBruteForce(gridIndex: Int, units: DistanceUnits) throws {
+        let (dims, spacing) = Self.grids[gridIndex]
+        var rng = Brute.RNG(UInt64(700 + gridIndex))
+        let labels = Brute.labels(&rng, dims: dims, nLabels: 4, blobs: true)
+        let keys = labels.map { UInt16($0) }
+        let sp = units == .mm ? spacing : [1, 1, 1]
+        let h = units == .mm ? spacing.min()! : 1
+        let grid = try MapGrid(dims: dims, spacing: spacing)
+        let K = 5, n = labels.count  // class 4 is empty
+        for (sdfOn, rrwOn) in [(true, true), (true, false), (false, true)] {
+            var sdf = [Float](repeating: .nan, count: K * n), rrw = sdf
+            try keys.withUnsafeBufferPointer { kp in
+                try sdf.withUnsafeMutableBufferPointer { so in
+                    try rrw.withUnsafeMutableBufferPointer { ro in
+                        try DistanceMaps.compute(classIndices: kp, K: K, grid: grid,
+                                                 options: DistanceMapOptions(sdf: sdfOn ? .boundary : nil, rrw: rrwOn, units: units),
+                                                 sdfOut: sdfOn ? so.baseAddress! : nil, rrwOut: rrwOn ? ro.baseAddress! : nil)
+                    }
+                }
+            }
+            for c in 0..<K {
+                let block = (c * n)..<((c + 1) * n)
+                if sdfOn {
+                    let want = Brute.sdf(labels, cls: Int32(c), dims: dims, spacing: sp, convention: .boundary, h: h)
+                    #expect(Brute.maxRelError(Array(sdf[block]), want) <= 1e-4, "sdf class \(c) \(dims) \(units)")
+                } else {
+                    #expect(sdf[block].allSatisfy { $0.isNaN }, "sdf buffer untouched when not asked for")
+                }
+                if rrwOn {
+                    let want = Brute.rrw(labels, cls: Int32(c), dims: dims, spacing: sp)
+                    #expect(Brute.maxRelError(Array(rrw[block]), want) <= 1e-4, "rrw class \(c) \(dims) \(units)")
+                }
+            }
+        }
+    }
+
+    @Test func classIndexMapsRefuseBadInput() throws {
+        let grid = try MapGrid(dims: [4, 2])
+        var out = [Float](repeating: 0, count: 3 * 8)
+        let opts = DistanceMapOptions(sdf: .boundary, rrw: true)
+        func run(_ labels: [UInt16], K: Int, sdf: Bool = true, rrw: Bool = true) throws {
+            try labels.withUnsafeBufferPointer { kp in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try DistanceMaps.compute(classIndices: kp, K: K, grid: grid, options: opts,
+                                             sdfOut: sdf ? o.baseAddress! : nil, rrwOut: rrw ? o.baseAddress! : nil)
+                }
+            }
+        }
+        let e = #expect(throws: MedprepError.self) { try run([0, 1, 2, 3, 0, 0, 0, 0], K: 3) }
+        #expect(e?.message.contains("label value '3' is not below the class count 3") == true)
+        #expect(throws: MedprepError.self) { try run([0, 1, 2], K: 3) }                    // 3 labels for 8 voxels
+        #expect(throws: MedprepError.self) { try run([UInt16](repeating: 0, count: 8), K: 3, rrw: false) }  // rrw asked, no buffer
+        #expect(throws: MedprepError.self) { try run([UInt16](repeating: 0, count: 8), K: 0) }
+    }
+
     @Test func rrwRanges() throws {
         var rng = Brute.RNG(11)
         let dims = [20, 16, 6]

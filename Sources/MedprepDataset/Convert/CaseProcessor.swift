@@ -2,10 +2,17 @@ import MedprepCore
 import MedprepIO
 import MedprepProcessing
 
-/// Everything a case contributes to the output: its samples (slices, in slice order) and its
-/// index record. Computed independently per case, so cases can run in any order or in parallel.
+/// One shaped slice, ready for its shard: the sample (image, label, CORAL metadata; maps not yet
+/// computed) and the pixel spacing its maps are measured with, [column (x), row (y)] in mm.
+public struct ShapedSlice: Sendable {
+    public var sample: ShardSample
+    public var spacing: [Double]
+}
+
+/// Everything a case contributes to the output: its slices (in slice order) and its index
+/// record. Computed independently per case, so cases can run in any order or in parallel.
 public struct CaseOutput: Sendable {
-    public var samples: [ShardSample]
+    public var slices: [ShapedSlice]
     /// The case's entry in index.json ("slice_range" is filled in when its samples are placed).
     public var record: [(String, JSON)]
     /// Per-channel normalisation statistics, for index.json's "normalisation".
@@ -31,7 +38,8 @@ public struct ConvertPlan: Sendable {
 }
 
 /// read → reorient to canonical → resample → normalise intensities → slice → shape each slice →
-/// SDF / RRW maps on the final slice → samples with CORAL metadata.
+/// samples with CORAL metadata. The SDF / RRW maps of each final slice are computed when the
+/// slice is placed in its shard (`SliceMaps`), straight into the shard's file image.
 public enum CaseProcessor {
     public static func process(_ c: CaseFiles, index: Int, plan: ConvertPlan) throws -> CaseOutput {
         let m = plan.manifest
@@ -139,11 +147,8 @@ public enum CaseProcessor {
         case .cropForeground: .cropToForeground(margin: g.foregroundMargin)
         case .resize: .resize
         }
-        let scales = (m.maps.sdf || m.maps.rrw) ? m.maps.scales : []
-        let convention = SDFConvention(rawValue: m.maps.convention) ?? .boundary
-        let units: DistanceUnits = m.maps.units == "mm" ? .mm : .px
         // One slot per slice, written by exactly one worker each.
-        let box = UnsafeSendable(UnsafeMutableBufferPointer<Result<ShardSample, Error>?>.allocate(capacity: count))
+        let box = UnsafeSendable(UnsafeMutableBufferPointer<Result<ShapedSlice, Error>?>.allocate(capacity: count))
         box.value.initialize(repeating: nil)
         defer {
             box.value.deinitialize()  // releases the slices' arrays
@@ -164,29 +169,18 @@ public enum CaseProcessor {
                         rowSpacing *= Double(h0) / Double(size[0]); colSpacing *= Double(w0) / Double(size[1])
                     }
                 }
-                var sdf: [Int: [Float]] = [:], rrw: [Int: [Float]] = [:]
-                if !scales.isEmpty {
-                    let grid = try MapGrid(dims: [lab.width, lab.height], spacing: [colSpacing, rowSpacing])
-                    // A class filling the whole slice is measured as scipy does on the [H, W] array
-                    // a reader gets from the shard: to a virtual pixel before the first row.
-                    let opts = DistanceMapOptions(sdf: m.maps.sdf ? convention : nil, rrw: m.maps.rrw, units: units,
-                                                  virtualVoxelAxis: .last, threads: 1)
-                    for (s, r) in try DistanceMaps.multiScale(labels: lab.values, grid: grid, classes: Array(0..<plan.classCount),
-                                                                scales: scales, options: opts) {
-                        if let v = r.sdf { sdf[s] = v }
-                        if let v = r.rrw { rrw[s] = v }
-                    }
-                }
-                return ShardSample(image: img.values, label: lab.values, sdf: sdf, rrw: rrw, caseIndex: index,
-                                   sliceIndex: i, sliceCount: count, sliceCoordMM: info.worldCoordinate)
+                // The maps are computed later, straight into the shard (`SliceMaps`).
+                return ShapedSlice(sample: ShardSample(image: img.values, label: lab.values, caseIndex: index, sliceIndex: i,
+                                                       sliceCount: count, sliceCoordMM: info.worldCoordinate),
+                                   spacing: [colSpacing, rowSpacing])
             }
         }
         parallelFor(count, threads: plan.threadsPerCase, sliceWork)
-        var samples: [ShardSample] = []
-        samples.reserveCapacity(count)
-        for r in box.value { samples.append(try r!.get()) }
-        let h = samples.first.map { _ in g.size?[0] ?? imageVolume.dims[Slicing.planeAxes(axis).rows] } ?? 0
-        let w = samples.first.map { _ in g.size?[1] ?? imageVolume.dims[Slicing.planeAxes(axis).columns] } ?? 0
+        var slices: [ShapedSlice] = []
+        slices.reserveCapacity(count)
+        for r in box.value { slices.append(try r!.get()) }
+        let h = slices.first.map { _ in g.size?[0] ?? imageVolume.dims[Slicing.planeAxes(axis).rows] } ?? 0
+        let w = slices.first.map { _ in g.size?[1] ?? imageVolume.dims[Slicing.planeAxes(axis).columns] } ?? 0
 
         var record: [(String, JSON)] = [
             ("case_index", .int(index)), ("id", .string(c.id)), ("sources", .array(sources)),
@@ -198,7 +192,7 @@ public enum CaseProcessor {
             ("fold", .int(plan.folds[c.id] ?? 0)),
         ]
         if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }
-        return CaseOutput(samples: samples, record: record,
+        return CaseOutput(slices: slices, record: record,
                           normalisation: .object([("case_index", .int(index)), ("channels", .array(stats))]),
                           sliceHeight: h, sliceWidth: w, channels: C)
     }

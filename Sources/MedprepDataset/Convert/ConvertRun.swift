@@ -138,6 +138,8 @@ public final class ConvertRun {
         var skipSlices = journal.cursorSlice
         var nextSample = journal.sampleCount  // global sample number of the next sample placed
         let planned = plan
+        let sliceMaps = SliceMaps(manifest: manifest, classCount: labels.classes.count)
+        let mapThreads = max(1, defaultThreadCount)
         let todo = Array(cases.indices.dropFirst(startPosition))
         // Shards are hashed and written on a thread of their own while the next one fills; at most
         // one is in flight (two file-image buffers in all). That thread saves the journal, as it
@@ -202,13 +204,22 @@ public final class ConvertRun {
                                    "case '\(c.id)' gives \(out.channels)x\(out.sliceHeight)x\(out.sliceWidth) slices but earlier cases gave \(layout!.channels)x\(layout!.height)x\(layout!.width); set geometry.size in the manifest.")
             }
             let firstOfCase = nextSample - skipSlices
-            for (s, sample) in out.samples.enumerated() where s >= skipSlices {
-                try builder!.append(sample)
-                nextSample += 1
+            // Slices go in in runs that fill the current shard; each run's maps are computed on
+            // every core straight into the shard (the case workers only shape slices).
+            var s = skipSlices
+            while s < out.slices.count {
+                let n = min(manifest.shardSize - builder!.count, out.slices.count - s)
+                let run = out.slices[s..<(s + n)]
+                let (h, w) = (layout!.height, layout!.width)
+                try builder!.append(run.map(\.sample), threads: mapThreads) { j, slots in
+                    try sliceMaps.fill(run[run.startIndex + j], height: h, width: w, into: slots)
+                }
+                s += n
+                nextSample += n
                 if builder!.count == manifest.shardSize {
                     journal.sampleCount = nextSample
-                    journal.cursorCase = s + 1 == out.samples.count ? pos + 1 : pos
-                    journal.cursorSlice = s + 1 == out.samples.count ? 0 : s + 1
+                    journal.cursorCase = s == out.slices.count ? pos + 1 : pos
+                    journal.cursorSlice = s == out.slices.count ? 0 : s
                     if journal.cursorCase == pos + 1 { journal.cases.append(caseRecord(out, first: firstOfCase)); journal.normalisation.append(out.normalisation) }
                     try startWrite()
                 }
@@ -239,7 +250,7 @@ public final class ConvertRun {
     func caseRecord(_ out: CaseOutput, first: Int) -> JSON {
         var r = out.record
         let fold = r.firstIndex { $0.0 == "fold" } ?? r.count
-        r.insert(("slice_range", .object([("first_sample", .int(first)), ("count", .int(out.samples.count))])), at: fold)
+        r.insert(("slice_range", .object([("first_sample", .int(first)), ("count", .int(out.slices.count))])), at: fold)
         return .object(r)
     }
 

@@ -69,25 +69,3 @@ private final class OrderedState<R>: @unchecked Sendable {
 
     func cancel() { cond.lock(); cancelled = true; cond.broadcast(); cond.unlock() }
 }
-
-/// Work started on a thread of its own and collected later with `wait()` (a one-shot future).
-/// Convert hashes and writes a shard this way while the next one fills; a dedicated thread, not
-/// a dispatch queue, so it starts at once even when the case workers occupy every pool thread.
-final class BackgroundWork<T: Sendable>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<T, Error>?
-
-    init(_ work: @escaping @Sendable () throws -> T) {
-        Thread.detachNewThread { [self] in
-            result = Result { try work() }
-            done.signal()
-        }
-    }
-
-    /// Blocks until the work has finished; returns its value or rethrows its error.
-    func wait() throws -> T {
-        done.wait()
-        done.signal()  // later waits return at once
-        return try result!.get()
-    }
-}

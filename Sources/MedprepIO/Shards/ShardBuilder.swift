@@ -69,6 +69,60 @@ public final class ShardBuilder {
 
     /// Checks a sample against the layout and appends it. Nothing is appended when it throws.
     public func append(_ s: ShardSample) throws {
+        let flags = try check(s, mapsGiven: true)
+        if count == slotCapacity { grow() }
+        store(s, flags, at: count)
+        count += 1
+    }
+
+    /// Where one sample's map planes lie in the file image, to be filled in place: per scale,
+    /// K·h·w floats laid out [K, h, w] (h = ceil(H/s), w = ceil(W/s)).
+    public struct MapSlots: @unchecked Sendable {
+        public let sdf: [Int: UnsafeMutablePointer<Float>]
+        public let rrw: [Int: UnsafeMutablePointer<Float>]
+    }
+
+    /// Appends `samples` whose maps are computed straight into the shard (convert does this:
+    /// maps are most of a shard's bytes, and so no per-slice map arrays are made or copied). Their
+    /// `sdf` and `rrw` must be empty; `fillMaps(j, slots)` must write every value of sample j's
+    /// map planes. Checking, copying and `fillMaps` run on up to `threads` threads, one sample
+    /// each, so the bytes do not depend on `threads`. Nothing is appended when it throws (the
+    /// first failing sample's error is thrown).
+    public func append(_ samples: [ShardSample], threads: Int,
+                       fillMaps: @Sendable (Int, MapSlots) throws -> Void) throws {
+        guard !samples.isEmpty else { return }
+        while count + samples.count > slotCapacity { grow() }
+        let first = count
+        let me = UnsafeSendable(self)
+        let failures = UnsafeSendable(UnsafeMutableBufferPointer<Error?>.allocate(capacity: samples.count))
+        failures.value.initialize(repeating: nil)
+        defer { failures.value.deinitialize(); failures.value.deallocate() }
+        parallelFor(samples.count, threads: threads) { j in
+            let builder = me.value
+            do {
+                let s = samples[j]
+                guard s.sdf.isEmpty && s.rrw.isEmpty else {
+                    throw MedprepError(.invalidArgument, "case \(s.caseIndex) slice \(s.sliceIndex): maps filled in place must not also be given.")
+                }
+                let flags = try builder.check(s, mapsGiven: false)
+                builder.store(s, flags, at: first + j)
+                try fillMaps(j, builder.mapSlots(at: first + j))
+            } catch {
+                failures.value[j] = error
+            }
+        }
+        if let e = failures.value.lazy.compactMap({ $0 }).first { throw e }
+        count += samples.count
+    }
+
+    /// PCL partition and class presence of a sample that fits the layout.
+    private struct SampleFlags {
+        var partition: Int
+        var present: [UInt8]
+    }
+
+    /// Checks a sample against the layout (its maps too when `mapsGiven`).
+    private func check(_ s: ShardSample, mapsGiven: Bool) throws -> SampleFlags {
         let L = layout
         let plane = L.height * L.width
         let what = "case \(s.caseIndex) slice \(s.sliceIndex)"
@@ -102,6 +156,7 @@ public final class ShardBuilder {
             }
             present = given
         }
+        guard mapsGiven else { return SampleFlags(partition: partition, present: present) }
         for m in L.mapTensors {
             let size = L.mapSize(scale: m.scale)
             let source = m.kind == "sdf" ? s.sdf : s.rrw
@@ -117,38 +172,52 @@ public final class ShardBuilder {
                 throw bad("\(kind) map at scale \(extra) is not in the layout (scales \(enabled ? L.mapScales : [])).")
             }
         }
+        return SampleFlags(partition: partition, present: present)
+    }
 
-        // Everything checked: copy the values into place (little-endian, as the host stores them).
-        if count == slotCapacity { grow() }
-        func at(_ f: Int) -> UnsafeMutableRawPointer { buffer.base + slots[f] + count * fields[f].sampleBytes }
+    /// Start of field `f`'s values for sample slot `index`.
+    private func at(_ f: Int, _ index: Int) -> UnsafeMutableRawPointer { buffer.base + slots[f] + index * fields[f].sampleBytes }
+
+    private func mapSlots(at index: Int) -> MapSlots {
+        var sdf: [Int: UnsafeMutablePointer<Float>] = [:], rrw: [Int: UnsafeMutablePointer<Float>] = [:]
+        for (i, m) in layout.mapTensors.enumerated() {
+            let p = at(2 + i, index).assumingMemoryBound(to: Float.self)
+            if m.kind == "sdf" { sdf[m.scale] = p } else { rrw[m.scale] = p }
+        }
+        return MapSlots(sdf: sdf, rrw: rrw)
+    }
+
+    /// Copies a checked sample's values into slot `index` (little-endian, as the host stores
+    /// them); its maps only when it carries them.
+    private func store(_ s: ShardSample, _ flags: SampleFlags, at index: Int) {
+        let L = layout
         func copy<T>(_ values: [T], to f: Int) {
-            values.withUnsafeBytes { if let src = $0.baseAddress { at(f).copyMemory(from: src, byteCount: $0.count) } }
+            values.withUnsafeBytes { if let src = $0.baseAddress { at(f, index).copyMemory(from: src, byteCount: $0.count) } }
         }
         if L.imageDType == .float32 {
             copy(s.image, to: 0)
         } else {
-            s.image.withUnsafeBufferPointer { Float16Conversion.halfBits($0, into: at(0)) }
+            s.image.withUnsafeBufferPointer { Float16Conversion.halfBits($0, into: at(0, index)) }
         }
         if L.labelDType == .U8 {
-            let out = at(1)
+            let out = at(1, index).assumingMemoryBound(to: UInt8.self)
             s.label.withUnsafeBufferPointer { labels in
-                for (i, v) in labels.enumerated() { out.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: i, as: UInt8.self) }
+                for i in labels.indices { out[i] = UInt8(truncatingIfNeeded: labels[i]) }
             }
         } else {
             copy(s.label, to: 1)
         }
         for (i, m) in L.mapTensors.enumerated() {
-            copy((m.kind == "sdf" ? s.sdf : s.rrw)[m.scale]!, to: 2 + i)
+            if let values = (m.kind == "sdf" ? s.sdf : s.rrw)[m.scale] { copy(values, to: 2 + i) }
         }
-        at(scalar0).storeBytes(of: Int32(s.caseIndex).littleEndian, as: Int32.self)
-        at(scalar0 + 1).storeBytes(of: Int32(s.sliceIndex).littleEndian, as: Int32.self)
-        at(scalar0 + 2).storeBytes(of: Int32(s.sliceCount).littleEndian, as: Int32.self)
+        at(scalar0, index).storeBytes(of: Int32(s.caseIndex).littleEndian, as: Int32.self)
+        at(scalar0 + 1, index).storeBytes(of: Int32(s.sliceIndex).littleEndian, as: Int32.self)
+        at(scalar0 + 2, index).storeBytes(of: Int32(s.sliceCount).littleEndian, as: Int32.self)
         let p = ShardLayout.position(sliceIndex: s.sliceIndex, sliceCount: s.sliceCount)
-        at(scalar0 + 3).storeBytes(of: p.bitPattern.littleEndian, as: UInt64.self)
-        at(scalar0 + 4).storeBytes(of: s.sliceCoordMM.bitPattern.littleEndian, as: UInt64.self)
-        at(scalar0 + 5).storeBytes(of: UInt8(partition), as: UInt8.self)
-        copy(present, to: scalar0 + 6)
-        count += 1
+        at(scalar0 + 3, index).storeBytes(of: p.bitPattern.littleEndian, as: UInt64.self)
+        at(scalar0 + 4, index).storeBytes(of: s.sliceCoordMM.bitPattern.littleEndian, as: UInt64.self)
+        at(scalar0 + 5, index).storeBytes(of: UInt8(flags.partition), as: UInt8.self)
+        copy(flags.present, to: scalar0 + 6)
     }
 
     /// The shard's `__metadata__`.
@@ -266,13 +335,21 @@ public final class SealedShard: @unchecked Sendable {
 
     /// Hashes the image and writes it atomically (temporary name, O_DIRECT where the filesystem
     /// allows it, fsync, rename) to `directory/shard-NNNNN.safetensors`; returns its index entry.
+    /// The hash runs on a thread of its own while the bytes go to disk: the two only read the
+    /// image, and each takes about as long as the other (SHA-256 about 2 GB/s, a direct write
+    /// about as fast), so a shard takes the time of one rather than the sum.
     public func write(directory: String, firstSample: Int, overwrite: Bool = true) throws -> ShardRecord {
         let name = ShardLayout.fileName(shardIndex: shardIndex)
         let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-        var hash = SHA256()
-        withBytes { hash.update($0) }
-        let sha = hash.finalizeHex()
-        try FileIO.writeAtomically(buffer, count: byteCount, to: path, overwrite: overwrite)
+        let digest = BackgroundWork { [self] in
+            var hash = SHA256()
+            withBytes { hash.update($0) }
+            return hash.finalizeHex()
+        }
+        // The buffer is handed back only after this returns, so the hash must be done by then.
+        let written = Result { try FileIO.writeAtomically(buffer, count: byteCount, to: path, overwrite: overwrite) }
+        let sha = try digest.wait()
+        _ = try written.get()
         return ShardRecord(file: name, sha256: sha, bytes: byteCount, sampleCount: sampleCount, firstSample: firstSample)
     }
 }

@@ -160,6 +160,36 @@ public enum DistanceMaps {
         return DistanceMapResult(grid: grid, classes: classes, sdf: sdf, rrw: rrw, voxelCounts: Array(counts.prefix(K)))
     }
 
+    /// Maps of a grid whose labels are already class indices 0..<K (the class list is 0..<K),
+    /// written to the caller's memory: `sdfOut` and `rrwOut` (either may be nil, not both) hold
+    /// K·N floats each, class-major as in `DistanceMapResult`. Convert computes each slice's maps
+    /// straight into the shard's file image this way: no per-slice arrays, no copy.
+    public static func compute(classIndices labels: UnsafeBufferPointer<UInt16>, K: Int, grid: MapGrid,
+                               options: DistanceMapOptions, sdfOut: UnsafeMutablePointer<Float>?,
+                               rrwOut: UnsafeMutablePointer<Float>?) throws {
+        try DistanceTransform.checkCount(labels.count, grid)
+        guard K >= 1, K < Int(UInt16.max) else {
+            throw MedprepError(.invalidArgument, "class count '\(K)' is out of range 1...\(UInt16.max - 1).")
+        }
+        guard options.threads >= 1 else {
+            throw MedprepError(.invalidArgument, "thread count '\(options.threads)' must be at least 1.")
+        }
+        guard case .volume = options.mode else {
+            throw MedprepError(.invalidArgument, "class-index maps are computed per grid (mode 'volume').")
+        }
+        guard (options.sdf == nil || sdfOut != nil) && (!options.rrw || rrwOut != nil), sdfOut != nil || rrwOut != nil else {
+            throw MedprepError(.invalidArgument, "an output buffer is missing for the maps asked for.")
+        }
+        guard let keys = labels.baseAddress else { return }
+        var top: UInt16 = 0
+        for v in labels { top = Swift.max(top, v) }
+        guard Int(top) < K else {
+            throw MedprepError(.invalidArgument, "label value '\(top)' is not below the class count \(K).")
+        }
+        MapKernel.run(keys: keys, grid: grid, K: K, options: options, threads: options.threads,
+                      sdfOut: options.sdf == nil ? nil : sdfOut, rrwOut: options.rrw ? rrwOut : nil, classStride: grid.count)
+    }
+
     /// Nearest-neighbour downsampling for deep supervision: the voxel at index i of the coarse
     /// grid takes the label at index i·factor of the source, on every axis of size above 1 (in
     /// `.slices` mode, not along the slice axis). Coarse size ceil(n / factor), spacing ×factor:

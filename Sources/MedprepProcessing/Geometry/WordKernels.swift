@@ -86,14 +86,23 @@ struct StridedCopyKernel: WordKernel {
                 if let inside {
                     if !inside[1].contains(o1) || !inside[2].contains(o2) { lo = 0; hi = 0 } else { lo = inside[0].lowerBound; hi = inside[0].upperBound }
                     // Fill the parts of the row outside the input.
-                    for o0 in 0..<e0 where o0 < lo || o0 >= hi {
-                        let q = out + o0 * block
-                        for w in 0..<block { q[w] = fillW[w] }
+                    if hi <= lo { lo = e0; hi = e0 }
+                    if block == 1 {
+                        out.update(repeating: fillW[0], count: lo)
+                        (out + hi).update(repeating: fillW[0], count: e0 - hi)
+                    } else {
+                        for o0 in 0..<e0 where o0 < lo || o0 >= hi {
+                            let q = out + o0 * block
+                            for w in 0..<block { q[w] = fillW[w] }
+                        }
                     }
                     if hi <= lo { continue }
                 }
                 let rowIn = b + o1 * s1 + o2 * s2
-                if block == 1 {
+                if s0 == block {
+                    // Contiguous in the input too (slicing, cropping, padding, unflipped axes).
+                    (out + lo * block).update(from: s + rowIn + lo * s0, count: (hi - lo) * block)
+                } else if block == 1 {
                     var p = rowIn + lo * s0
                     for o0 in lo..<hi { out[o0] = s[p]; p += s0 }
                 } else {
