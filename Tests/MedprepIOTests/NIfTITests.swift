@@ -122,6 +122,27 @@ import Testing
         }
     }
 
+    /// `readHeader` inflates only the start of a .nii.gz; a gzip header with a long file name
+    /// field (the deflate data starting past the first 64 KiB) still gives the header, and a file
+    /// cut inside the NIfTI header is an error.
+    @Test func gzipHeaderReadsFromTheStartOnly() throws {
+        let raw = try NIfTIWriter.encode(Self.sampleImage())
+        let plain = Self.tempPath("h.nii"), long = Self.tempPath("h-long.nii.gz"), cut = Self.tempPath("h-cut.nii.gz")
+        defer { unlink(plain); unlink(long); unlink(cut) }
+        try FileIO.writeAtomically(raw, to: plain)
+        var gz = try Gzip.compress(raw)
+        #expect(gz[3] & 0x08 == 0)
+        gz[3] |= 0x08  // FNAME: a zero-terminated name follows the 10-byte gzip header
+        gz.insert(contentsOf: [UInt8](repeating: 0x61, count: 100_000) + [0], at: 10)
+        try FileIO.writeAtomically(gz, to: long)
+        let (want, wantLayout) = try NIfTIReader.readHeader(path: plain)
+        let (got, gotLayout) = try NIfTIReader.readHeader(path: long)
+        #expect(got.pixdim == want.pixdim && got.dim == want.dim && gotLayout.dims == wantLayout.dims)
+        #expect(try NIfTIReader.read(path: long).voxels == (try NIfTIReader.read(path: plain)).voxels)
+        try FileIO.writeAtomically(Array(try Gzip.compress(raw)[..<40]), to: cut)
+        #expect(throws: MedprepError.self) { try NIfTIReader.readHeader(path: cut) }
+    }
+
     @Test func headerByteFlipsNeverCrash() throws {
         let bytes = try NIfTIWriter.encode(Self.sampleImage())
         let path = Self.tempPath("flip.nii")

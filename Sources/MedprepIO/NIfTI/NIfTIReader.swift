@@ -62,8 +62,19 @@ public enum NIfTIReader {
     /// Header only (reads and, for gzip, inflates just the first bytes).
     public static func readHeader(path: String) throws -> (NIfTIHeader, NIfTILayout) {
         let headerPath = try pairPaths(path).header
-        var bytes = try FileIO.readAll(headerPath)
-        if Gzip.isGzip(bytes) { bytes = try Gzip.prefix(bytes, count: NIfTIHeader.nifti2Size, path: headerPath) }
+        // The header is the first 348 or 540 bytes; a gzip file's first 64 KiB nearly always
+        // inflates to that many (validation reads every header, so not reading whole volumes matters).
+        let file = try FileIO.ReadHandle(headerPath)
+        var bytes = try file.read(count: min(file.size, 1 << 16), at: 0)
+        if Gzip.isGzip(bytes) {
+            let whole = bytes.count == file.size
+            if let b = try? Gzip.prefix(bytes, count: NIfTIHeader.nifti2Size, path: headerPath),
+               b.count == NIfTIHeader.nifti2Size || whole {
+                bytes = b
+            } else {
+                bytes = try Gzip.prefix(whole ? bytes : try FileIO.readAll(headerPath), count: NIfTIHeader.nifti2Size, path: headerPath)
+            }
+        }
         let h = try NIfTIHeader.parse(bytes, path: headerPath)
         return (h, try NIfTILayout(header: h, path: headerPath))
     }
