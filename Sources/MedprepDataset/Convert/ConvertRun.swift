@@ -141,34 +141,38 @@ public final class ConvertRun {
         let sliceMaps = SliceMaps(manifest: manifest, classCount: labels.classes.count)
         let mapThreads = max(1, defaultThreadCount)
         let todo = Array(cases.indices.dropFirst(startPosition))
-        // Shards are hashed and written on a thread of their own while the next one fills; at most
-        // one is in flight (two file-image buffers in all). That thread saves the journal, as it
-        // stood when the shard was sealed, once the shard is durable.
-        var inFlight: (write: BackgroundWork<ShardRecord>, shard: SealedShard)? = nil
+        // Shards are hashed and written on threads of their own while the next one fills. Up to
+        // `writers` are in flight (one file-image buffer each, plus the one filling): SHA-256 is
+        // one stream per shard, so with one writer the last shards' hashes ran alone on one core
+        // after the maps were done. A writer saves the journal, as it stood when its shard was
+        // sealed, once its shard and every earlier one are durable.
+        let writers = min(4, max(2, defaultThreadCount / 2))
+        var inFlight: [(write: BackgroundWork<ShardRecord>, shard: SealedShard)] = []
         var sealed = journal.shards.count
-        defer { _ = try? inFlight?.write.wait() }  // a failed run still waits for its writer thread
+        defer { for w in inFlight { _ = try? w.write.wait() } }  // a failed run still waits for its writers
         let dir = outDir
-        func finishWrite() throws {
-            guard let w = inFlight else { return }
-            inFlight = nil
+        func finishOldestWrite() throws {
+            let w = inFlight.removeFirst()
             let record = try w.write.wait()
             builder?.recycle(w.shard)
             journal.shards.append(record.json)
         }
         /// Seals the builder's shard (the journal already updated past it) and starts writing it.
         func startWrite() throws {
-            try finishWrite()
+            if inFlight.count == writers { try finishOldestWrite() }
             let shard = try builder!.seal(shardIndex: sealed)
             let first = nextSample - shard.sampleCount
             let progress = journal
+            let earlier = inFlight.map(\.write)  // sealed before this one, not yet in `journal`
             sealed += 1
-            inFlight = (BackgroundWork {
+            inFlight.append((BackgroundWork {
                 let record = try shard.write(directory: dir, firstSample: first)
                 var durable = progress
+                for e in earlier { durable.shards.append(try e.wait().json) }
                 durable.shards.append(record.json)
                 try durable.save(dir: dir)
                 return record
-            }, shard)
+            }, shard))
         }
         try orderedParallel(count: todo.count, jobs: jobs, work: { [cases, caseIndices] k -> Result<CaseOutput, Error> in
             let pos = todo[k]
@@ -237,7 +241,7 @@ public final class ConvertRun {
             journal.sampleCount = nextSample
             try startWrite()
         }
-        try finishWrite()
+        while !inFlight.isEmpty { try finishOldestWrite() }
         let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
         try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
         unlink(outDir + "/" + Self.journalName)

@@ -290,7 +290,7 @@ public final class ShardBuilder {
     }
 
     /// Hands a written shard's buffer back for the next shard (the shard must not be used again):
-    /// two buffers then serve a whole run, one filling while the other is written.
+    /// a few buffers then serve a whole run, one filling while the others are written.
     public func recycle(_ shard: SealedShard) {
         if shard.buffer !== buffer { spare = shard.buffer }
     }

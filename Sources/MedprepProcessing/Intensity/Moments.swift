@@ -29,7 +29,16 @@ public struct Moments: Sendable, Equatable, Codable {
                 parts.withUnsafeMutableBufferPointer { p in
                     let vs = UnsafeSendable(v), ms = UnsafeSendable(m), ps = UnsafeSendable(p)
                     parallelFor(blocks, threads: threads) { b in
-                        ps.value[b] = firstPass(vs.value, ms.value, (b * block)..<Swift.min(n, (b + 1) * block))
+                        let v = vs.value, m = ms.value
+                        var c = 0, s = 0.0, lo = Double.infinity, hi = -Double.infinity
+                        for i in (b * block)..<Swift.min(n, (b + 1) * block) where m?[i] ?? true {
+                            let x = Double(v[i])
+                            guard x.isFinite else { continue }
+                            c += 1; s += x
+                            if x < lo { lo = x }
+                            if x > hi { hi = x }
+                        }
+                        ps.value[b] = (c, s, lo, hi)
                     }
                 }
             }
@@ -43,7 +52,15 @@ public struct Moments: Sendable, Equatable, Codable {
                 sq.withUnsafeMutableBufferPointer { p in
                     let vs = UnsafeSendable(v), ms = UnsafeSendable(m), ps = UnsafeSendable(p)
                     parallelFor(blocks, threads: threads) { b in
-                        ps.value[b] = secondPass(vs.value, ms.value, (b * block)..<Swift.min(n, (b + 1) * block), mean: mean)
+                        let v = vs.value, m = ms.value
+                        var s = 0.0
+                        for i in (b * block)..<Swift.min(n, (b + 1) * block) where m?[i] ?? true {
+                            let x = Double(v[i])
+                            guard x.isFinite else { continue }
+                            let d = x - mean
+                            s += d * d
+                        }
+                        ps.value[b] = s
                     }
                 }
             }
@@ -51,68 +68,6 @@ public struct Moments: Sendable, Equatable, Codable {
         let std = (sq.reduce(0, +) / Double(count)).squareRoot()
         return Moments(count: count, mean: mean, std: std,
                        min: parts.map(\.2).min() ?? .infinity, max: parts.map(\.3).max() ?? -.infinity)
-    }
-}
-
-extension Moments {
-    /// Lanes of the block sums: value i goes to lane i % 4 (fixed, so sums do not depend on
-    /// threads), and the lanes are added in order at the end.
-    typealias Lanes = SIMD4<Double>
-
-    /// Values of `v[i ..< i + 4]` counted (finite, and in the mask when there is one).
-    @inline(__always)
-    static func lanes(_ v: UnsafeBufferPointer<Float>, _ m: UnsafeBufferPointer<Bool>?, _ i: Int) -> (Lanes, SIMDMask<SIMD4<Int64>>) {
-        let x = Lanes(Double(v[i]), Double(v[i + 1]), Double(v[i + 2]), Double(v[i + 3]))
-        var keep = (x - x) .== 0  // false for ±inf and NaN
-        if let m { keep = keep .& SIMDMask<SIMD4<Int64>>(arrayLiteral: m[i], m[i + 1], m[i + 2], m[i + 3]) }
-        return (x, keep)
-    }
-
-    /// Count, sum, min and max of the counted values in `range`.
-    static func firstPass(_ v: UnsafeBufferPointer<Float>, _ m: UnsafeBufferPointer<Bool>?,
-                          _ range: Range<Int>) -> (Int, Double, Double, Double) {
-        var count = SIMD4<Int64>(repeating: 0), sum = Lanes(repeating: 0)
-        var lo = Lanes(repeating: .infinity), hi = Lanes(repeating: -.infinity)
-        var i = range.lowerBound
-        while i + 4 <= range.upperBound {
-            let (x, keep) = lanes(v, m, i)
-            count &+= SIMD4<Int64>(repeating: 0).replacing(with: 1, where: keep)
-            sum += Lanes(repeating: 0).replacing(with: x, where: keep)
-            lo = lo.replacing(with: x, where: keep .& (x .< lo))
-            hi = hi.replacing(with: x, where: keep .& (x .> hi))
-            i += 4
-        }
-        var c = Int(count.wrappedSum()), s = sum[0] + sum[1] + sum[2] + sum[3]
-        var l = lo.min(), h = hi.max()
-        while i < range.upperBound {
-            let x = Double(v[i])
-            if (m?[i] ?? true) && x.isFinite {
-                c += 1; s += x
-                l = Swift.min(l, x); h = Swift.max(h, x)
-            }
-            i += 1
-        }
-        return (c, s, l, h)
-    }
-
-    /// Sum of squared deviations from `mean` of the counted values in `range`.
-    static func secondPass(_ v: UnsafeBufferPointer<Float>, _ m: UnsafeBufferPointer<Bool>?,
-                           _ range: Range<Int>, mean: Double) -> Double {
-        var sum = Lanes(repeating: 0)
-        var i = range.lowerBound
-        while i + 4 <= range.upperBound {
-            let (x, keep) = lanes(v, m, i)
-            let d = x - mean
-            sum += Lanes(repeating: 0).replacing(with: d * d, where: keep)
-            i += 4
-        }
-        var s = sum[0] + sum[1] + sum[2] + sum[3]
-        while i < range.upperBound {
-            let x = Double(v[i])
-            if (m?[i] ?? true) && x.isFinite { s += (x - mean) * (x - mean) }
-            i += 1
-        }
-        return s
     }
 }
 
