@@ -805,6 +805,21 @@ def test_wrong_size_mask_stops_the_run(bad_mask_dataset, medprep, tmp_path, flag
     assert not list(out.rglob("index.json")) and not list(out.rglob("shard-*"))
 
 
+def test_validation_errors_leave_out_untouched(bad_mask_dataset, converted, medprep, tmp_path):
+    """Validation runs beside the first cases, but OUT changes only once it has passed: a new OUT
+    is not even created, and with --force an earlier output stays byte for byte."""
+    out = tmp_path / "new"
+    proc = convert(medprep, bad_mask_dataset, out, ok=False)
+    assert proc.returncode == 1 and "validation found" in proc.stderr, proc.stderr
+    assert not out.exists()
+    old = tmp_path / "old"
+    shutil.copytree(converted["synth3d"][0], old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    proc = convert(medprep, bad_mask_dataset, old, "--force", ok=False)
+    assert proc.returncode == 1 and "validation found" in proc.stderr, proc.stderr
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+
+
 def test_skip_bad_lists_the_case_and_converts_the_others(bad_mask_dataset, converted, medprep, tmp_path):
     out = tmp_path / "out"
     convert(medprep, bad_mask_dataset, out, "--skip-bad", "--allow-errors")

@@ -2,7 +2,7 @@
 """Conversion speed: `medprep convert --jobs 1` vs a straightforward Python pipeline, in one run.
 
     .venv/bin/python tools/bench/bench_convert.py [--medprep .build/release/medprep]
-        [--cases 20] [--size 256,256,80] [--scales 1] [--repeat 2] [--check] [--workdir DIR] [--keep]
+        [--cases 20] [--size 256,256,80] [--scales 1] [--repeat 3] [--check] [--workdir DIR] [--keep]
 
 Input: `medprep synth DIR --cases3d N --size3d X,Y,Z` (int16 NIfTI .nii.gz volumes, in-plane
 0.75-0.85 mm, 2.5-3.5 mm slices, z = Z..Z+4, half of them stored LPS; 4 classes: nested
@@ -222,7 +222,8 @@ def main() -> None:
                     help="the Python side also computes each shard's sha256 (hashlib), as medprep does for the index")
     ap.add_argument("--workdir", help="where to write (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
-    ap.add_argument("--repeat", type=int, default=2, help="rounds; each row keeps its best wall time")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds (each row leads one round in three); each row keeps its best wall time")
     args = ap.parse_args()
 
     size = [int(v) for v in args.size.split(",")]
@@ -265,14 +266,20 @@ def main() -> None:
                       + (["--sha256"] if args.python_sha256 else []),
         }
         outs = {"medprep": out_m, "noval": work / "out-medprep-noval", "python": out_p}
-        # Best wall time of --repeat rounds, the three runs taking turns within each round: the first
-        # process after a quiet spell pays for fresh memory (on a VM, first touch of host memory is
-        # slow), which would otherwise always land on the first row.
+        # Best wall time of --repeat rounds, the three runs taking turns within each round and each
+        # round starting one row later: the first process after a quiet spell pays for fresh memory
+        # (on a VM, first touch of memory the host took back is slow), which would otherwise always
+        # land on the same row. Before each run, untimed: the
+        # row's previous output is deleted and os.sync() flushes every dirty page, so no run pays for
+        # the one before it (the Python side writes GBs through the page cache without fsync; their
+        # writeback used to land on the next row, the first medprep run of the next round).
         best = {}
         for r in range(args.repeat):
-            for name, cmd in commands.items():
-                if r > 0:
-                    shutil.rmtree(outs[name], ignore_errors=True)
+            names = list(commands)
+            for name in names[r % 3:] + names[:r % 3]:
+                cmd = commands[name]
+                shutil.rmtree(outs[name], ignore_errors=True)
+                os.sync()
                 res = run_child(cmd)
                 if name not in best or res[0] < best[name][0]:
                     best[name] = res

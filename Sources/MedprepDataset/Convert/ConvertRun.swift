@@ -95,30 +95,53 @@ public final class ConvertRun {
     public private(set) var validationErrors: [Finding] = []
 
     /// Runs the conversion. Throws on the first bad case unless skipBad.
+    ///
+    /// Validation (error-level checks, unless skipped) runs on a thread of its own while the first
+    /// cases are processed, but OUT is not touched (no folder made, nothing removed with --force,
+    /// no shard written) until it has passed; any failure reports validation's errors first.
     public func run() throws -> ConvertSummary {
         let t0 = monotonicNow()
+        var validation: BackgroundWork<[Finding]>? = nil
         if !options.skipValidation {
-            // Error-level checks on this run's cases only (a job array of n parts reads each case once);
-            // discovery's pairing problems are kept for every part.
-            var dataset = try ValidationDataset.resolve(root: options.datasetRoot, manifest: manifest)
-            if options.part != nil {
-                let mine = Set(cases.map(\.id))
-                dataset.cases = dataset.cases.filter { mine.contains($0.id) }  // pairing problems stay: no reading
-            }
-            var scope = ValidationOptions()
-            scope.scope = .errors
-            // Every core, as conversion itself uses them (--jobs cases x cores/jobs threads each);
-            // the report does not depend on the thread count.
-            let report = Validator(dataset: dataset, options: scope).run(threads: max(1, options.jobs, defaultThreadCount))
-            validationErrors = report.findings.filter { $0.severity == .error }
-            // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
-            if !validationErrors.isEmpty && !options.allowErrors && !options.skipBad {
-                let shown = validationErrors.prefix(5).map { "  \($0.code.rawValue): \($0.file ?? $0.caseID ?? "") \($0.message)" }
-                throw MedprepError(.invalidArgument, path: options.datasetRoot,
-                                   "validation found \(validationErrors.count) error(s); no shards were written (run 'medprep validate' for the full report; --allow-errors converts anyway):\n" + shown.joined(separator: "\n"))
-            }
+            // This run's cases only (a job array of n parts reads each case once); discovery's
+            // pairing problems are kept for every part.
+            let (root, manifest, threads) = (options.datasetRoot, manifest, max(1, options.jobs, defaultThreadCount))
+            let mine: Set<String>? = options.part == nil ? nil : Set(cases.map(\.id))
+            validation = BackgroundWork { try Self.errorFindings(root: root, manifest: manifest, caseIDs: mine, threads: threads) }
         }
-        try prepareOutput()
+        defer { _ = try? validation?.wait() }
+        do {
+            return try convert(validation: validation, started: t0)
+        } catch {
+            try awaitValidation(validation)
+            throw error
+        }
+    }
+
+    /// validate's error-level findings on the dataset (restricted to `caseIDs` when given; the
+    /// pairing problems stay, they need no reading). The report does not depend on `threads`.
+    static func errorFindings(root: String, manifest: Manifest, caseIDs: Set<String>?, threads: Int) throws -> [Finding] {
+        var dataset = try ValidationDataset.resolve(root: root, manifest: manifest)
+        if let caseIDs { dataset.cases = dataset.cases.filter { caseIDs.contains($0.id) } }
+        var scope = ValidationOptions()
+        scope.scope = .errors
+        return Validator(dataset: dataset, options: scope).run(threads: threads).findings.filter { $0.severity == .error }
+    }
+
+    /// Waits for validation; throws when it found errors the options do not accept.
+    func awaitValidation(_ validation: BackgroundWork<[Finding]>?) throws {
+        guard let validation else { return }
+        validationErrors = try validation.wait()
+        // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
+        if !validationErrors.isEmpty && !options.allowErrors && !options.skipBad {
+            let shown = validationErrors.prefix(5).map { "  \($0.code.rawValue): \($0.file ?? $0.caseID ?? "") \($0.message)" }
+            throw MedprepError(.invalidArgument, path: options.datasetRoot,
+                               "validation found \(validationErrors.count) error(s); no shards were written (run 'medprep validate' for the full report; --allow-errors converts anyway):\n" + shown.joined(separator: "\n"))
+        }
+    }
+
+    func convert(validation: BackgroundWork<[Finding]>?, started t0: Double) throws -> ConvertSummary {
+        try checkOutput()
         let folds = Folds.assign(ids: allCases.map(\.id), k: manifest.folds.k, seed: manifest.folds.seed)
         let jobs = max(1, options.jobs)
         var plan = ConvertPlan(manifest: manifest, labels: labels, root: options.datasetRoot, folds: folds, ctStatistics: nil,
@@ -126,11 +149,20 @@ public final class ConvertRun {
         if manifest.intensity.mode == .ct { plan.ctStatistics = try computeCTStatistics(plan: plan) }
 
         var journal = try Journal.load(dir: outDir, fingerprint: fingerprint, resume: options.resume)
-        if options.resume {
-            // Only now, with the journal accepted, may anything in OUT change: a refused resume
-            // leaves the folder exactly as it was.
-            let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-            for f in existing where Self.isOwnOutput(f) && f.contains(".tmp-") { unlink(outDir + "/" + f) }
+        /// Before the first write: validation has passed; then OUT is made ready (created, our old
+        /// files removed with --force, a resumed run's partial writes removed).
+        var outputReady = false
+        func readyOutput() throws {
+            guard !outputReady else { return }
+            try awaitValidation(validation)
+            try prepareOutput()
+            if options.resume {
+                // Only now, with the journal accepted, may anything in OUT change: a refused resume
+                // leaves the folder exactly as it was.
+                let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
+                for f in existing where Self.isOwnOutput(f) && f.contains(".tmp-") { unlink(outDir + "/" + f) }
+            }
+            outputReady = true
         }
         var builder: ShardBuilder? = nil
         var layout: ShardLayout? = nil
@@ -159,6 +191,7 @@ public final class ConvertRun {
         }
         /// Seals the builder's shard (the journal already updated past it) and starts writing it.
         func startWrite() throws {
+            try readyOutput()
             if inFlight.count == writers { try finishOldestWrite() }
             let shard = try builder!.seal(shardIndex: sealed)
             let first = nextSample - shard.sampleCount
@@ -242,6 +275,7 @@ public final class ConvertRun {
             try startWrite()
         }
         while !inFlight.isEmpty { try finishOldestWrite() }
+        try readyOutput()  // a run that placed no sample (every case skipped) still validates first
         let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
         try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
         unlink(outDir + "/" + Self.journalName)
@@ -264,22 +298,31 @@ public final class ConvertRun {
         return SHA256.hex(Array("\(manifest.sha256)|\(partString)|\(cases.map(\.id).joined(separator: ","))|\(options.medprepVersion)".utf8))
     }
 
-    /// Refuses to touch existing output without --force or --resume; with --force removes only
-    /// files medprep writes (index.json, shard-*.safetensors, the journal, temp files).
-    func prepareOutput() throws {
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+    /// Refuses existing output without --force or --resume, and an already complete output with
+    /// --resume. Changes nothing.
+    func checkOutput() throws {
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-        let ours = existing.filter(Self.isOwnOutput)
         if options.resume {
             if existing.contains("index.json") && !existing.contains(Self.journalName) {
                 throw MedprepError(.invalidArgument, path: outDir + "/index.json", "this output is already complete; nothing to resume (use --force to convert again).")
             }
-            return  // a killed run's partial writes are removed once the journal is accepted
+            return
         }
+        let ours = existing.filter(Self.isOwnOutput)
         if !ours.isEmpty && !options.force {
             throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
         }
-        for f in ours { unlink(outDir + "/" + f) }
+    }
+
+    /// Creates OUT; with --force removes only files medprep writes (index.json,
+    /// shard-*.safetensors, the journal, temp files). A resumed run keeps them (a killed run's
+    /// partial writes are removed once the journal is accepted).
+    func prepareOutput() throws {
+        try checkOutput()
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        guard !options.resume else { return }
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
+        for f in existing.filter(Self.isOwnOutput) { unlink(outDir + "/" + f) }
     }
 
     /// Files convert writes (and only those): index.json, the journal, shard-NNNNN.safetensors,
