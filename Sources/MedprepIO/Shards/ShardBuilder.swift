@@ -143,11 +143,13 @@ public final class ShardBuilder {
             throw bad("PCL partition '\(partition)' is out of range 1...\(ShardLayout.pclPartitions).")
         }
         let K = L.classCount
+        // The largest label first (a vectorised pass), then presence without per-value checks.
+        let top = s.label.withUnsafeBufferPointer { labels in labels.reduce(UInt16(0)) { Swift.max($0, $1) } }
+        guard Int(top) < K else { throw bad("label value '\(top)' is not below the class count \(K).") }
         var present = [UInt8](repeating: 0, count: K)
-        try s.label.withUnsafeBufferPointer { labels in
-            for v in labels {
-                guard Int(v) < K else { throw bad("label value '\(v)' is not below the class count \(K).") }
-                present[Int(v)] = 1
+        present.withUnsafeMutableBufferPointer { p in
+            s.label.withUnsafeBufferPointer { labels in
+                for v in labels { p.baseAddress![Int(v)] = 1 }
             }
         }
         if let given = s.classPresence {
