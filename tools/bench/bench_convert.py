@@ -2,7 +2,8 @@
 """Conversion speed: `medprep convert --jobs 1` vs a straightforward Python pipeline, in one run.
 
     .venv/bin/python tools/bench/bench_convert.py [--medprep .build/release/medprep]
-        [--cases 20] [--size 256,256,80] [--scales 1] [--repeat 3] [--check] [--workdir DIR] [--keep]
+        [--cases 20] [--size 256,256,80] [--scales 1] [--repeat 3] [--check] [--python-no-sha256]
+        [--no-warm] [--workdir DIR] [--keep]
 
 Input: `medprep synth DIR --cases3d N --size3d X,Y,Z` (int16 NIfTI .nii.gz volumes, in-plane
 0.75-0.85 mm, 2.5-3.5 mm slices, z = Z..Z+4, half of them stored LPS; 4 classes: nested
@@ -18,10 +19,11 @@ taking turns, and keeps its best wall time:
             as_closest_canonical, scipy.ndimage.zoom (order 1 image / 0 labels, grid_mode,
             mode='nearest'), z-score over label > 0, slice along z, centre pad/crop, per class
             and scale: scipy distance_transform_edt inside and outside (boundary SDF, RRW),
-            CORAL metadata; stacked into shards of 64 and written with safetensors.numpy.save_file.
-medprep also runs its error-level validation first (a second medprep row shows --skip-validation),
-computes every shard's sha256 for index.json and fsyncs every file; the Python side does neither
-(--python-sha256 makes it hash each shard with hashlib too). CPU time (user + sys of the child and
+            CORAL metadata; stacked into shards of 64, written with safetensors.numpy.save_file
+            and hashed with hashlib.file_digest (index.json lists every shard's sha256: a pipeline
+            doing the same steps has to hash; --python-no-sha256 leaves it out).
+medprep also runs its error-level validation (a second medprep row shows --skip-validation) and
+fsyncs every file; the Python side does neither. CPU time (user + sys of the child and
 its children) is printed next to wall time: the machine may be shared. medprep --jobs 1 still uses
 all cores inside a case (slices' maps), so compare CPU time too.
 With --check the two outputs are compared tensor by tensor afterwards (image/maps atol 1e-4,
@@ -105,11 +107,12 @@ def python_pipeline(dataset: Path, manifest: dict, out: Path, sha: bool = False)
         tensors = {k: np.ascontiguousarray(np.stack(v)) for k, v in buf.items()}
         n = len(buf["position"])
         path = out / f"shard-{shard:05d}.safetensors"
-        save_file(tensors, str(path), metadata={"format": "medprep-shard", "format_version": "1",
-                                                "shard_index": str(shard), "sample_count": str(n),
-                                                "medprep_version": "python"})
+        meta = {"format": "medprep-shard", "format_version": "1", "shard_index": str(shard),
+                "sample_count": str(n), "medprep_version": "python"}
+        save_file(tensors, str(path), metadata=meta)
         if sha:                                 # what an index listing shard checksums needs
-            hashlib.sha256(path.read_bytes()).hexdigest()
+            with open(path, "rb") as f:         # streamed back from the page cache, 256 KiB at a time
+                hashlib.file_digest(f, "sha256").hexdigest()
         shard += 1
         buf = {}
 
@@ -219,7 +222,7 @@ def compare(a: Path, b: Path) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--python-pipeline":
         python_pipeline(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()), Path(sys.argv[4]),
-                        sha="--sha256" in sys.argv[5:])
+                        sha="--no-sha256" not in sys.argv[5:])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--medprep", default=default_medprep())
@@ -227,8 +230,10 @@ def main() -> None:
     ap.add_argument("--size", default="256,256,80", help="volume size x,y,z (z grows by 0-4 per case)")
     ap.add_argument("--scales", default="1", help="map scales, e.g. 1,2")
     ap.add_argument("--check", action="store_true", help="compare the two outputs tensor by tensor")
-    ap.add_argument("--python-sha256", action="store_true",
-                    help="the Python side also computes each shard's sha256 (hashlib), as medprep does for the index")
+    ap.add_argument("--python-no-sha256", action="store_true",
+                    help="the Python side does not hash its shards (medprep still does, for index.json)")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="skip the memory warm-up before each run (see warm_memory)")
     ap.add_argument("--workdir", help="where to write (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--repeat", type=int, default=3,
@@ -272,7 +277,7 @@ def main() -> None:
             "medprep": base + ["--out", str(out_m)],
             "noval": base + ["--out", str(work / "out-medprep-noval"), "--skip-validation"],
             "python": [sys.executable, __file__, "--python-pipeline", str(ds), str(mpath), str(out_p)]
-                      + (["--sha256"] if args.python_sha256 else []),
+                      + (["--no-sha256"] if args.python_no_sha256 else []),
         }
         outs = {"medprep": out_m, "noval": work / "out-medprep-noval", "python": out_p}
         # Best wall time of --repeat rounds, the three runs taking turns within each round and each
@@ -290,7 +295,8 @@ def main() -> None:
                 cmd = commands[name]
                 shutil.rmtree(outs[name], ignore_errors=True)
                 os.sync()
-                warm_memory()
+                if not args.no_warm:
+                    warm_memory()
                 res = run_child(cmd)
                 if name not in best or res[0] < best[name][0]:
                     best[name] = res
@@ -303,15 +309,18 @@ def main() -> None:
         print(f"{'medprep --jobs 1':26} {t_m:8.2f} {c_m:8.2f} {rss_m:13.0f} {summary['samples']:7d} {summary['shards']:7d} "
               f"{summary['bytes'] / 2**20:8.0f}")
         print(f"{'  ... --skip-validation':26} {t_v:8.2f} {c_v:8.2f} {rss_v:13.0f}")
-        label = "python" + (" + sha256" if args.python_sha256 else " (nibabel, scipy)")
+        label = "python" + (" (no sha256)" if args.python_no_sha256 else " (nibabel, scipy)")
         print(f"{label:26} {t_p:8.2f} {c_p:8.2f} {rss_p:13.0f} {'':7} {len(list(out_p.glob('shard-*'))):7d} "
               f"{py_bytes / 2**20:8.0f}")
         ratio = t_p / t_m
         print(f"ratio python / medprep: wall {ratio:.1f}x, CPU {c_p / c_m:.1f}x "
               f"(goal >= 10x at one job: {'met' if ratio >= 10 else 'NOT met'})")
-        print("note: medprep also validates the dataset first (see --skip-validation row), hashes every shard "
-              "(sha256 in index.json) and fsyncs every file; the Python side does "
-              + ("hash but not fsync." if args.python_sha256 else "neither (--python-sha256 adds hashing)."))
+        if args.python_no_sha256:
+            print("note: medprep also validates the dataset (see the --skip-validation row), hashes every shard "
+                  "(sha256 in index.json) and fsyncs every file; the Python side does none of these.")
+        else:
+            print("note: both sides hash every shard (sha256, as index.json needs); medprep also validates the "
+                  "dataset (see the --skip-validation row) and fsyncs every file, the Python side does neither.")
         if args.check:
             print(f"check: same tensors; largest differences: {compare(out_m, out_p)}")
     finally:
