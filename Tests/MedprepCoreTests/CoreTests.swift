@@ -83,6 +83,27 @@ import Testing
     }
 }
 
+@Suite struct HistogramTests {
+    /// The four-counter histogram against counting one value at a time, on runs (as masks have)
+    /// and on lengths that are not a multiple of four.
+    @Test(arguments: [0, 1, 3, 4, 7, 1001])
+    func countsEveryValue(_ n: Int) {
+        var state: UInt64 = 42
+        var values = [UInt16]()
+        while values.count < n {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let run = Int(state >> 60) + 1
+            let v = UInt16(truncatingIfNeeded: state >> 33) % 7 == 0 ? UInt16.max : UInt16(truncatingIfNeeded: state >> 40) % 5
+            values += [UInt16](repeating: v, count: min(run, n - values.count))
+        }
+        let got = values.withUnsafeBufferPointer { histogram($0) }
+        var want = [Int](repeating: 0, count: 65536)
+        for v in values { want[Int(v)] += 1 }
+        #expect(got == want)
+        #expect(got.reduce(0, +) == n)
+    }
+}
+
 @Suite struct MapDistinctTests {
     /// Runs of equal values, negatives, both ends of the small types, and (for floats) NaN.
     static let values: [Double] = [0, 0, 0, 3, 3, -2, 7, 7, 7, 0, 127, -128, 3, 0, 0]

@@ -116,8 +116,7 @@ struct MaskDecoder {
             var undeclaredCounts = [Int](repeating: 0, count: undeclaredValues.count + 1)
             codes.withUnsafeBufferPointer { buf in
                 // Dense histogram over all 65536 codes, then split.
-                var hist = [Int](repeating: 0, count: 65536)
-                hist.withUnsafeMutableBufferPointer { h in for c in buf { h[Int(c)] += 1 } }
+                let hist = histogram(buf)
                 for i in classCounts.indices { classCounts[i] = hist[i] }
                 for i in 0..<undeclaredValues.count { undeclaredCounts[i] = hist[Int(MaskCodes.undeclaredBase) + i] }
                 undeclaredCounts[undeclaredValues.count] = hist[Int(MaskCodes.overflow)]
