@@ -175,26 +175,26 @@ extension VoxelBuffer {
     }
 }
 
-/// Occurrences of each of the 65536 values. Four interleaved counters, summed at the end: a mask
-/// repeats one value for long runs, and a single counter then waits on its own previous
-/// increment at every element.
-public func histogram(_ values: UnsafeBufferPointer<UInt16>) -> [Int] {
-    var lanes = [Int](repeating: 0, count: 4 * 65536)
+/// Occurrences of each value 0..<bins (every value must be below `bins`). Four interleaved
+/// counters, summed at the end: masks and class keys repeat one value for long runs, and a
+/// single counter then waits on its own previous increment at every element.
+public func countOccurrences(_ values: UnsafeBufferPointer<UInt16>, bins: Int) -> [Int] {
+    var lanes = [Int](repeating: 0, count: 4 * bins)
     lanes.withUnsafeMutableBufferPointer { h in
         let h = h.baseAddress!
         var i = 0
         while i + 4 <= values.count {
             h[Int(values[i])] &+= 1
-            h[65536 + Int(values[i + 1])] &+= 1
-            h[2 * 65536 + Int(values[i + 2])] &+= 1
-            h[3 * 65536 + Int(values[i + 3])] &+= 1
+            h[bins + Int(values[i + 1])] &+= 1
+            h[2 * bins + Int(values[i + 2])] &+= 1
+            h[3 * bins + Int(values[i + 3])] &+= 1
             i += 4
         }
         while i < values.count { h[Int(values[i])] &+= 1; i += 1 }
     }
-    var out = [Int](repeating: 0, count: 65536)
+    var out = [Int](repeating: 0, count: bins)
     for lane in 0..<4 {
-        for v in 0..<65536 { out[v] &+= lanes[lane * 65536 + v] }
+        for v in 0..<bins { out[v] &+= lanes[lane * bins + v] }
     }
     return out
 }

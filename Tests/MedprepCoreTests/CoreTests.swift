@@ -96,7 +96,7 @@ import Testing
             let v = UInt16(truncatingIfNeeded: state >> 33) % 7 == 0 ? UInt16.max : UInt16(truncatingIfNeeded: state >> 40) % 5
             values += [UInt16](repeating: v, count: min(run, n - values.count))
         }
-        let got = values.withUnsafeBufferPointer { histogram($0) }
+        let got = values.withUnsafeBufferPointer { countOccurrences($0, bins: 65536) }
         var want = [Int](repeating: 0, count: 65536)
         for v in values { want[Int(v)] += 1 }
         #expect(got == want)

@@ -156,12 +156,6 @@ public final class ConvertRun {
             guard !outputReady else { return }
             try awaitValidation(validation)
             try prepareOutput()
-            if options.resume {
-                // Only now, with the journal accepted, may anything in OUT change: a refused resume
-                // leaves the folder exactly as it was.
-                let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-                for f in existing where Self.isOwnOutput(f) && f.contains(".tmp-") { unlink(outDir + "/" + f) }
-            }
             outputReady = true
         }
         var builder: ShardBuilder? = nil
@@ -315,14 +309,14 @@ public final class ConvertRun {
     }
 
     /// Creates OUT; with --force removes only files medprep writes (index.json,
-    /// shard-*.safetensors, the journal, temp files). A resumed run keeps them (a killed run's
-    /// partial writes are removed once the journal is accepted).
+    /// shard-*.safetensors, the journal, temp files). A resumed run keeps them but for a killed
+    /// run's partial writes (temp files). Called only once the journal is accepted and validation
+    /// has passed: a refused run leaves the folder exactly as it was.
     func prepareOutput() throws {
         try checkOutput()
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        guard !options.resume else { return }
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-        for f in existing.filter(Self.isOwnOutput) { unlink(outDir + "/" + f) }
+        for f in existing where Self.isOwnOutput(f) && (!options.resume || f.contains(".tmp-")) { unlink(outDir + "/" + f) }
     }
 
     /// Files convert writes (and only those): index.json, the journal, shard-NNNNN.safetensors,

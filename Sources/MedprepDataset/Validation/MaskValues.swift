@@ -116,7 +116,7 @@ struct MaskDecoder {
             var undeclaredCounts = [Int](repeating: 0, count: undeclaredValues.count + 1)
             codes.withUnsafeBufferPointer { buf in
                 // Dense histogram over all 65536 codes, then split.
-                let hist = histogram(buf)
+                let hist = countOccurrences(buf, bins: 65536)
                 for i in classCounts.indices { classCounts[i] = hist[i] }
                 for i in 0..<undeclaredValues.count { undeclaredCounts[i] = hist[Int(MaskCodes.undeclaredBase) + i] }
                 undeclaredCounts[undeclaredValues.count] = hist[Int(MaskCodes.overflow)]

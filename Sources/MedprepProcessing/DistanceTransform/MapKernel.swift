@@ -107,26 +107,11 @@ enum MapKernel {
         partial.withUnsafeMutableBufferPointer { pb in
             let p = UnsafeSendable(pb.baseAddress!), kb = UnsafeSendable(keys)
             parallelChunks(chunks, threads: threads) { range in
-                // Four interleaved counters per key: runs of one key would otherwise make every
-                // increment wait on the previous one.
-                var lanes = [Int](repeating: 0, count: 4 * (K + 1))
                 for c in range {
-                    let counts = p.value + c * (K + 1), keys = kb.value
-                    var i = c * chunk
-                    let end = Swift.min(n, i + chunk)
-                    lanes.withUnsafeMutableBufferPointer { l in
-                        let l = l.baseAddress!
-                        l.update(repeating: 0, count: 4 * (K + 1))
-                        while i + 4 <= end {
-                            l[Int(keys[i])] &+= 1
-                            l[K + 1 + Int(keys[i + 1])] &+= 1
-                            l[2 * (K + 1) + Int(keys[i + 2])] &+= 1
-                            l[3 * (K + 1) + Int(keys[i + 3])] &+= 1
-                            i &+= 4
-                        }
-                        while i < end { l[Int(keys[i])] &+= 1; i &+= 1 }
-                        for k in 0...K { counts[k] = l[k] &+ l[K + 1 + k] &+ l[2 * (K + 1) + k] &+ l[3 * (K + 1) + k] }
-                    }
+                    let start = c * chunk
+                    let part = countOccurrences(UnsafeBufferPointer(start: kb.value + start, count: Swift.min(n, start + chunk) - start),
+                                                bins: K + 1)
+                    (p.value + c * (K + 1)).update(from: part, count: K + 1)
                 }
             }
         }
