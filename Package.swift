@@ -10,6 +10,9 @@ let package = Package(
         .executable(name: "medprep", targets: ["medprep"]),
         .library(name: "MedprepIO", targets: ["MedprepIO"]),
         .library(name: "MedprepProcessing", targets: ["MedprepProcessing"]),
+        // libmedprep_maps.so: the distance-map kernel behind a C ABI (docs/maps-library.md), for
+        // the trainer's online maps.
+        .library(name: "medprep_maps", type: .dynamic, targets: ["MedprepMaps"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +35,7 @@ let package = Package(
             // the distance-map loops.
             swiftSettings: [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
         ),
+        .target(name: "MedprepMaps", dependencies: ["MedprepCore", "MedprepProcessing"]),
         .target(name: "MedprepDataset", dependencies: ["MedprepCore", "MedprepIO", "MedprepProcessing", "Yams"]),
         .target(
             name: "MedprepCommands",
@@ -44,6 +48,7 @@ let package = Package(
         .testTarget(name: "MedprepCoreTests", dependencies: ["MedprepCore"]),
         .testTarget(name: "MedprepIOTests", dependencies: ["MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepProcessingTests", dependencies: ["MedprepProcessing", "MedprepCore"]),
+        .testTarget(name: "MedprepMapsTests", dependencies: ["MedprepMaps", "MedprepProcessing", "MedprepCore"]),
         .testTarget(name: "MedprepDatasetTests", dependencies: ["MedprepDataset", "MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepCommandsTests", dependencies: ["MedprepCommands", "MedprepIO", "MedprepCore"]),
     ],

@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepProcessing
 import Yams
 
 /// A dataset manifest (YAML; JSON is accepted since JSON is YAML). Schema: Schemas/manifest.schema.json.
@@ -329,6 +330,19 @@ public struct IntensitySpec: Codable, Sendable, Equatable {
 }
 
 public struct MapsSpec: Codable, Sendable, Equatable {
+    /// Where the maps live (docs/shard-format.md, "Map storage").
+    public enum Storage: String, Codable, Sendable, CaseIterable {
+        /// Not in the shards: the trainer computes them per sample after augmentation with
+        /// libmedprep_maps (the same kernel, the same floats). The default: shards stay near the
+        /// source size, and every augmentation gets exact maps.
+        case online
+        /// Every class's planes, [N, K, h, w] (the format before storage modes existed).
+        case dense
+        /// Only present classes' planes, [P, h, w]; RRW left out where it follows exactly from
+        /// the stored SDF (boundary and plain conventions).
+        case compact
+    }
+
     public var sdf: Bool
     public var rrw: Bool
     /// Signed distance convention: boundary (Kervadec, default), plain, or itk (signed Maurer).
@@ -337,11 +351,16 @@ public struct MapsSpec: Codable, Sendable, Equatable {
     public var units: String
     /// 1 plus deep-supervision scales (2, 4, 8).
     public var scales: [Int]
+    public var storage: Storage
+    /// float32 or float16: the dtype of stored maps (dense or compact).
+    public var dtype: String
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales }
+    enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales, storage, dtype }
 
-    public init(sdf: Bool = true, rrw: Bool = true, convention: String = "boundary", units: String = "px", scales: [Int] = [1]) {
+    public init(sdf: Bool = true, rrw: Bool = true, convention: String = "boundary", units: String = "px", scales: [Int] = [1],
+                storage: Storage = .online, dtype: String = "float32") {
         self.sdf = sdf; self.rrw = rrw; self.convention = convention; self.units = units; self.scales = scales
+        self.storage = storage; self.dtype = dtype
     }
 
     public init(from decoder: Decoder) throws {
@@ -351,6 +370,8 @@ public struct MapsSpec: Codable, Sendable, Equatable {
         convention = try c.decodeIfPresent(String.self, forKey: .convention) ?? "boundary"
         units = try c.decodeIfPresent(String.self, forKey: .units) ?? "px"
         scales = try c.decodeIfPresent([Int].self, forKey: .scales) ?? [1]
+        let storageName = try c.decodeIfPresent(String.self, forKey: .storage) ?? Storage.online.rawValue
+        dtype = try c.decodeIfPresent(String.self, forKey: .dtype) ?? "float32"
         if convention == "maurer" { convention = "itk" }
         guard ["boundary", "plain", "itk"].contains(convention) else {
             throw invalid(c, .convention, "must be 'boundary', 'plain' or 'itk', got '\(convention)'")
@@ -359,7 +380,23 @@ public struct MapsSpec: Codable, Sendable, Equatable {
         guard !scales.isEmpty, scales.allSatisfy({ [1, 2, 4, 8].contains($0) }), scales == scales.sorted(), Set(scales).count == scales.count else {
             throw invalid(c, .scales, "must be increasing values from 1, 2, 4, 8, got \(scales)")
         }
+        guard let st = Storage(rawValue: storageName) else {
+            throw invalid(c, .storage, "must be 'online', 'dense' or 'compact', got '\(storageName)'")
+        }
+        storage = st
+        guard ["float32", "float16"].contains(dtype) else { throw invalid(c, .dtype, "must be 'float32' or 'float16', got '\(dtype)'") }
     }
+
+    public var sdfConvention: SDFConvention { SDFConvention(rawValue: convention) ?? .boundary }
+    public var distanceUnits: DistanceUnits { units == "mm" ? .mm : .px }
+    /// Convert computes maps into the shards (dense or compact storage with some map enabled).
+    public var storesMaps: Bool { storage != .online && (sdf || rrw) }
+    /// Compact storage leaves RRW out when it follows bit for bit from the stored SDF (the
+    /// kernel derives it from the SDF itself for these conventions).
+    public var rrwDerivedFromSDF: Bool { storage == .compact && sdf && rrw && convention != "itk" }
+    /// The map tensors the shards hold.
+    public var storedSDF: Bool { storesMaps && sdf }
+    public var storedRRW: Bool { storesMaps && rrw && !rrwDerivedFromSDF }
 }
 
 public struct FoldSpec: Codable, Sendable, Equatable {

@@ -35,7 +35,9 @@ enum InspectFixture {
         opts.cases3D = 2; opts.cases2D = 3; opts.size3D = [24, 20, 6]; opts.size2D = [16, 12]
         let dirs = try Synth.write(to: root + "/data", options: opts)
         // Smaller slices and shards than the shipped manifests: several shards, fast maps.
-        try patch(dirs[0] + "/manifest.yaml", [("size: [80, 80]", "size: [24, 24]"), ("shard_size: 32", "shard_size: 4")])
+        // The 3D set stores its maps densely (the map checks need map tensors); the default is online.
+        try patch(dirs[0] + "/manifest.yaml", [("size: [80, 80]", "size: [24, 24]"), ("shard_size: 32", "shard_size: 4"),
+                                               ("scales: [1, 2]}", "scales: [1, 2], storage: dense}")])
         try patch(dirs[1] + "/manifest.yaml", [("shard_size: 16", "shard_size: 2")])
         try patch(dirs[2] + "/manifest.yaml", [("shard_size: 16", "shard_size: 2")])
         let outs = [root + "/out3d", root + "/out2d", root + "/outcolour"]
@@ -299,7 +301,13 @@ extension VerifyReport {
         try check([(["cases", 1, "case_index"], .int(0))], "index.json", "cases[1] ('synth_001').case_index is '0', expected more than the previous case's 0")
         try check([(["classes", 3], nil)], "shard-00000.safetensors", "K = 4 classes", "lists 3")
         try check([(["maps", "scales"], .ints([1]))], "shard-00000.safetensors", "maps at scales [1, 2]", "says [1]")
-        try check([(["maps", "rrw"], .bool(false))], "shard-00000.safetensors", "'rrw' tensors but index.json maps.rrw is false")
+        try check([(["maps", "rrw"], .bool(false))], "shard-00000.safetensors", "'rrw' tensors but index.json says none are stored")
+        // An online index must have no map tensors; a compact one compact tensors; dtypes as said.
+        try check([(["maps", "storage"], .string("online"))], "shard-00000.safetensors",
+                  "'sdf' tensors but index.json says none are stored (maps.storage 'online')")
+        try check([(["maps", "storage"], .string("compact"))], "shard-00000.safetensors",
+                  "dense [N, K, h, w] map tensors, index.json maps.storage is 'compact'")
+        try check([(["maps", "dtype"], .string("float16"))], "shard-00000.safetensors", "map tensors are F32, index.json maps.dtype is 'float16'")
         try check([(["parameters", "dtypes", "image"], .string("float16"))], "shard-00000.safetensors", "'image' is F32", "'float16'")
         try check([(["parameters", "geometry", "size"], .ints([24, 25]))], "shard-00000.safetensors", "24x24 slices", "[24, 25]")
         try check([(["medprep_version"], .string("9.9.9"))], "shard-00000.safetensors", "medprep_version is '0.1.0'", "'9.9.9'")

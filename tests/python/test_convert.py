@@ -106,6 +106,13 @@ def write_manifest(path: Path, manifest: dict) -> Path:
     return path
 
 
+def store_maps_densely(manifest: Path) -> None:
+    """Sets maps.storage: dense (the default is online: no maps in the shards)."""
+    m = yaml.safe_load(manifest.read_text())
+    m["maps"]["storage"] = "dense"
+    write_manifest(manifest, m)
+
+
 def convert(medprep, dataset: Path, out: Path, *extra, manifest: Path | None = None, ok=True):
     args = ["convert", dataset, "--out", out, "--json", *extra]
     if manifest is not None:
@@ -181,6 +188,7 @@ def manifests(synth, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     for name, shard_size in (("synth3d", 7), ("synth2d", 3), ("synth2d-colour", 3)):
         m = yaml.safe_load((synth / name / "manifest.yaml").read_text())
         m["shard_size"] = shard_size
+        m["maps"]["storage"] = "dense"  # the maps are checked against scipy in the shards themselves
         out[name] = (write_manifest(d / f"{name}.yaml", m), m)
     return out
 
@@ -205,7 +213,7 @@ BIG_MANIFEST = {
     "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": [1.0, 1.0, "keep"], "size": [96, 96],
                  "fit": "pad"},
     "intensity": {"mode": "zscore-foreground"},
-    "maps": {"sdf": True, "rrw": True, "scales": [1]},
+    "maps": {"sdf": True, "rrw": True, "scales": [1], "storage": "dense"},
     "folds": {"k": 5, "seed": 3},
     "shard_size": 24,
 }
@@ -334,6 +342,7 @@ def empty_mask_2d(synth, medprep, tmp_path_factory):
     shutil.copytree(synth / "synth2d", d)
     shutil.copy(d / "images" / "img_000.png", d / "images" / "img_zz.png")
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(d / "masks" / "img_zz.png")
+    store_maps_densely(d / "manifest.yaml")
     out = d.parent / "out"
     convert(medprep, d, out)
     index = json.loads((out / "index.json").read_text())
@@ -414,7 +423,9 @@ def test_index_records_the_manifest_and_sources(converted, synth, name):
     assert index["manifest_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
     assert params["shard_size"] == m["shard_size"] and params["name"] == m["name"]
     assert [c["name"] for c in index["classes"]] == [c["name"] for c in m["labels"]["classes"]]
-    assert index["maps"] == params["maps"]
+    assert {k: v for k, v in index["maps"].items() if k != "rrw_from_sdf"} == params["maps"]
+    derived = params["maps"]["storage"] == "compact" and params["maps"]["sdf"] and params["maps"]["convention"] != "itk"
+    assert index["maps"]["rrw_from_sdf"] == (derived and params["maps"]["rrw"])
     for case in index["cases"]:
         for s in case["sources"]:
             assert s["sha256"] == sha256(synth / name / s["path"])
@@ -789,6 +800,7 @@ def bad_mask_dataset(synth, tmp_path_factory) -> Path:
     nii = nib.load(str(mask))
     data = np.asarray(nii.dataobj)[:-1]
     nib.save(nib.Nifti1Image(data, nii.affine), str(mask))
+    store_maps_densely(d / "manifest.yaml")
     return d
 
 

@@ -189,6 +189,7 @@ public enum CaseProcessor {
                 ("affine", .array(reference.affine.rows.map { .numbers($0) })), ("orientation", .string(reference.orientation)),
             ])),
             ("slice_axis", .string(axis.rawValue)),
+            ("slice_spacing_mm", .numbers(slices.first.map { [$0.spacing[1], $0.spacing[0]] } ?? [1, 1])),
             ("fold", .int(plan.folds[c.id] ?? 0)),
         ]
         if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }

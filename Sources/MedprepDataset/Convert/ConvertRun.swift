@@ -225,8 +225,10 @@ public final class ConvertRun {
                                          classCount: labels.classes.count,
                                          imageDType: manifest.dtypes.image == "float16" ? .float16 : .float32,
                                          labelDType: ShardLayout.LabelDTypeChoice(rawValue: manifest.dtypes.label) ?? .auto,
-                                         sdf: manifest.maps.sdf, rrw: manifest.maps.rrw,
-                                         mapScales: (manifest.maps.sdf || manifest.maps.rrw) ? manifest.maps.scales : [])
+                                         sdf: manifest.maps.storedSDF, rrw: manifest.maps.storedRRW,
+                                         mapScales: manifest.maps.storesMaps ? manifest.maps.scales : [],
+                                         mapDType: manifest.maps.dtype == "float16" ? .F16 : .F32,
+                                         compactMaps: manifest.maps.storage == .compact)
                 builder = ShardBuilder(layout: layout!, medprepVersion: options.medprepVersion, capacity: manifest.shardSize,
                                        firstShardIndex: sealed)
             }
@@ -354,7 +356,11 @@ public final class ConvertRun {
             if labels.ordinal { o.append(("ordinal_rank", .int(i))) }
             return .object(o)
         }
-        let mapsJSON = manifest.canonicalJSON["maps"] ?? .null
+        var mapsJSON = manifest.canonicalJSON["maps"] ?? .null
+        if case .object(var fields) = mapsJSON {
+            fields.append(("rrw_from_sdf", .bool(manifest.maps.rrwDerivedFromSDF)))
+            mapsJSON = .object(fields)
+        }
         var norm: [(String, JSON)] = [("mode", .string(manifest.intensity.mode.rawValue))]
         switch manifest.intensity.mode {
         case .zscore: norm.append(("statistics", .string("per case, all voxels")))

@@ -107,6 +107,7 @@ public enum IndexSchema {
                 ],
                 closed: true, extra: nil)),
             ("slice_axis", .oneOf(["x", "y", "z"])),
+            ("slice_spacing_mm", .array(.number(exclusiveMin: 0), min: 2, max: 2, unique: false)),
             ("slice_range", .object(required: ["first_sample", "count"],
                                     properties: [("first_sample", count), ("count", .integer(min: 1, max: nil))],
                                     closed: true, extra: nil)),
@@ -139,6 +140,8 @@ public enum IndexSchema {
                 properties: [
                     ("sdf", .boolean), ("rrw", .boolean), ("convention", .oneOf(["boundary", "plain", "itk"])),
                     ("units", .oneOf(["px", "mm"])), ("scales", .array(.integer(min: 1, max: nil), min: 1, max: nil, unique: true)),
+                    ("storage", .oneOf(["online", "dense", "compact"])), ("dtype", .oneOf(["float32", "float16"])),
+                    ("rrw_from_sdf", .boolean),
                 ],
                 closed: true, extra: nil)),
             ("shards", .array(shardRule, min: 0, max: nil, unique: false)),

@@ -63,6 +63,8 @@ public struct OutputIndex: Sendable {
         public var dims: [Int]?
         public var spacing: [Double]?
         public var orientation: String?
+        /// `slice_spacing_mm`: [row, column] mm of the shard slices (nil in older indexes).
+        public var sliceSpacing: [Double]? = nil
     }
 
     public struct Class: Sendable, Equatable {
@@ -83,6 +85,13 @@ public struct OutputIndex: Sendable {
     public var mapsScales: [Int]? { json["maps"]?["scales"]?.arrayValue.flatMap { a in
         let v = a.compactMap(\.safeInt); return v.count == a.count ? v : nil } }
     public var mapsConvention: String? { json["maps"]?["convention"]?.stringValue }
+    /// `online`, `dense` or `compact`; an index written before storage modes is dense.
+    public var mapsStorage: String { json["maps"]?["storage"]?.stringValue ?? "dense" }
+    public var mapsDType: String { json["maps"]?["dtype"]?.stringValue ?? "float32" }
+    public var mapsRRWFromSDF: Bool { json["maps"]?["rrw_from_sdf"]?.boolValue ?? false }
+    /// Whether the shards must hold sdf / rrw tensors (nil when the index does not say).
+    public var storedSDF: Bool? { mapsSDF.map { $0 && mapsStorage != "online" } }
+    public var storedRRW: Bool? { mapsRRW.map { $0 && mapsStorage != "online" && !mapsRRWFromSDF } }
     public var mapsUnits: String? { json["maps"]?["units"]?.stringValue }
     public var normalisationMode: String? { json["normalisation"]?["mode"]?.stringValue }
     public var normalisationStatistics: String? { json["normalisation"]?["statistics"]?.stringValue }
@@ -119,7 +128,9 @@ public struct OutputIndex: Sendable {
                         fold: c["fold"]?.safeInt,
                         dims: g?["dims"]?.arrayValue?.compactMap(\.safeInt),
                         spacing: g?["spacing"]?.arrayValue?.compactMap(\.doubleValue),
-                        orientation: g?["orientation"]?.stringValue)
+                        orientation: g?["orientation"]?.stringValue,
+                        sliceSpacing: c["slice_spacing_mm"]?.arrayValue?.compactMap(\.doubleValue).count == 2
+                            ? c["slice_spacing_mm"]?.arrayValue?.compactMap(\.doubleValue) : nil)
         }
     }
 

@@ -59,7 +59,7 @@ public struct OutputStatistics: Sendable {
     public var foldsSeed: Int?
     public var folds: [FoldStat] = []
     public var shards: [ShardStat] = []
-    public var mapsSDF = false, mapsRRW = false
+    public var mapsSDF = false, mapsRRW = false, mapsStorage = "dense"
     public var mapScales: [Int] = []
     public var mapConvention: String?, mapUnits: String?
     public var normalisationMode: String?
@@ -93,6 +93,7 @@ public struct OutputStatistics: Sendable {
         s.foldsSeed = index.foldsSeed
         s.mapsSDF = index.mapsSDF ?? false
         s.mapsRRW = index.mapsRRW ?? false
+        s.mapsStorage = index.mapsStorage
         s.mapScales = index.mapsScales ?? []
         s.mapConvention = index.mapsConvention
         s.mapUnits = index.mapsUnits
@@ -198,7 +199,7 @@ public struct OutputStatistics: Sendable {
             ("shards", .object([("count", .int(shards.count)), ("bytes", .int(totalBytes)),
                                 ("min_bytes", .int(shards.map(\.bytes).min() ?? 0)), ("max_bytes", .int(shards.map(\.bytes).max() ?? 0)),
                                 ("files", .array(shards.map { .object([("file", .string($0.file)), ("bytes", .int($0.bytes)), ("samples", .int($0.samples))]) }))])),
-            ("maps", .object([("sdf", .bool(mapsSDF)), ("rrw", .bool(mapsRRW)), ("scales", .ints(mapScales)),
+            ("maps", .object([("sdf", .bool(mapsSDF)), ("rrw", .bool(mapsRRW)), ("storage", .string(mapsStorage)), ("scales", .ints(mapScales)),
                               ("convention", mapConvention.map(JSON.string) ?? .null), ("units", mapUnits.map(JSON.string) ?? .null)])),
             ("normalisation", .object([("mode", normalisationMode.map(JSON.string) ?? .null),
                                        ("statistics", normalisationStatistics.map(JSON.string) ?? .null)])),
@@ -220,7 +221,7 @@ public struct OutputStatistics: Sendable {
         var maps: [String] = []
         if mapsSDF { maps.append("sdf") }
         if mapsRRW { maps.append("rrw") }
-        lines.append("  maps           " + (maps.isEmpty ? "none" : "\(maps.joined(separator: ", ")) at scale\(mapScales.count == 1 ? "" : "s") \(mapScales.map(String.init).joined(separator: ", ")); convention \(mapConvention ?? "?"), units \(mapUnits ?? "?")"))
+        lines.append("  maps           " + (maps.isEmpty ? "none" : "\(maps.joined(separator: ", ")) at scale\(mapScales.count == 1 ? "" : "s") \(mapScales.map(String.init).joined(separator: ", ")); convention \(mapConvention ?? "?"), units \(mapUnits ?? "?"); storage \(mapsStorage)"))
         lines.append("  normalisation  \(normalisationMode ?? "?")" + (normalisationStatistics.map { " (\($0))" } ?? ""))
         lines.append("")
         lines.append("classes (\(classes.count)\(ordinal == true ? ", ordinal" : ""))")

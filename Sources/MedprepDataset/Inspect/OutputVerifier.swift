@@ -185,6 +185,8 @@ public enum OutputVerifier {
         var sdf: Bool?
         var rrw: Bool?
         var scales: [Int]?
+        var storage: String
+        var mapDType: String
         var imageDType: String?
         var labelDType: String?
         var size: [Int]?
@@ -242,7 +244,8 @@ public enum OutputVerifier {
         // Shards, concurrently; results in shard order.
         let shards = index.shards
         let expect = Expect(indexPath: indexPath, classCount: classes.isEmpty ? nil : classes.count,
-                            sdf: index.mapsSDF, rrw: index.mapsRRW, scales: index.mapsScales.map { Array(Set($0)).sorted() },
+                            sdf: index.storedSDF, rrw: index.storedRRW, scales: index.mapsScales.map { Array(Set($0)).sorted() },
+                            storage: index.mapsStorage, mapDType: index.mapsDType,
                             imageDType: index.imageDType, labelDType: index.labelDType, size: index.sliceSize,
                             medprepVersion: index.medprepVersion)
         var localIndex: [Int] = []
@@ -492,8 +495,22 @@ public enum OutputVerifier {
         if let kc = expect.classCount, kc != l.classCount {
             add("has K = \(l.classCount) classes (class_presence, maps), index.json classes lists \(kc).")
         }
-        if let sdf = expect.sdf, sdf != l.sdf { add(sdf ? "has no 'sdf' tensor but index.json maps.sdf is true." : "has 'sdf' tensors but index.json maps.sdf is false.") }
-        if let rrw = expect.rrw, rrw != l.rrw { add(rrw ? "has no 'rrw' tensor but index.json maps.rrw is true." : "has 'rrw' tensors but index.json maps.rrw is false.") }
+        // What index.json says is stored must be there, and nothing else: an online index has no
+        // map tensors, compact RRW derived from the SDF is not stored.
+        let storageNote = expect.storage == "dense" ? "" : " (maps.storage '\(expect.storage)')"
+        if let sdf = expect.sdf, sdf != l.sdf {
+            add(sdf ? "has no 'sdf' tensor but index.json maps.sdf is true\(storageNote)." : "has 'sdf' tensors but index.json says none are stored\(storageNote).")
+        }
+        if let rrw = expect.rrw, rrw != l.rrw {
+            add(rrw ? "has no 'rrw' tensor but index.json maps.rrw is true\(storageNote)." : "has 'rrw' tensors but index.json says none are stored\(storageNote).")
+        }
+        if l.sdf || l.rrw {
+            if (expect.storage == "compact") != l.compactMaps {
+                add("holds \(l.compactMaps ? "compact [P, h, w]" : "dense [N, K, h, w]") map tensors, index.json maps.storage is '\(expect.storage)'.")
+            }
+            let want: SafetensorsDType = expect.mapDType == "float16" ? .F16 : .F32
+            if want != l.mapDType { add("map tensors are \(l.mapDType.rawValue), index.json maps.dtype is '\(expect.mapDType)'.") }
+        }
         if let scales = expect.scales, l.sdf || l.rrw, scales != l.mapScales {
             add("has maps at scales \(l.mapScales), index.json maps.scales says \(scales).")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepProcessing
 
 /// `medprep inspect --preview DIR`: PNG contact sheets of a convert output, read back from the
 /// shards (so they show exactly what training will see).
@@ -117,19 +118,15 @@ public enum PreviewRenderer {
             throw MedprepError(.mismatch, path: first.path, "tensor 'image' has shape \(imageInfo.shape), expected [N, C, H, W].")
         }
         let (c, h, w) = (imageInfo.shape[1], imageInfo.shape[2], imageInfo.shape[3])
-        // Maps: the finest scale present.
-        func mapName(_ kind: String) -> (name: String, scale: Int)? {
-            if first.header.info(kind) != nil { return (kind, 1) }
-            let scales = first.header.names.compactMap { n -> Int? in
-                guard n.hasPrefix(kind + "_s") else { return nil }
-                return Int(n.dropFirst(kind.count + 2))
-            }.sorted()
-            return scales.first.map { ("\(kind)_s\($0)", $0) }
-        }
-        let sdfName = mapName("sdf"), rrwName = mapName("rrw")
-        let mapClass: Int? = (sdfName != nil || rrwName != nil) ? (k > 1 ? 1 : 0) : nil
-        let mapScale = sdfName?.scale ?? rrwName?.scale ?? 1
-        let (mh, mw) = ((h + mapScale - 1) / mapScale, (w + mapScale - 1) / mapScale)
+        // Maps: computed from each shown slice's label with the kernel convert and the trainer
+        // use (SliceMapKernel), whatever the storage mode, so the sheet shows exactly the maps a
+        // training sample gets; at full resolution.
+        let mapClass: Int? = (index.mapsSDF == true || index.mapsRRW == true) ? (k > 1 ? 1 : 0) : nil
+        let kernel = SliceMapKernel(classCount: k,
+                                    convention: index.mapsSDF == true ? SDFConvention(rawValue: index.mapsConvention ?? "boundary") ?? .boundary : nil,
+                                    rrw: index.mapsRRW == true, units: index.mapsUnits == "mm" ? .mm : .px)
+        let mapScale = 1
+        let (mh, mw) = (h, w)
 
         func locate(_ j: Int) -> (shard: Int, row: Int)? {
             for (n, s) in shards.enumerated() {
@@ -158,17 +155,18 @@ public enum PreviewRenderer {
                     throw MedprepError(.mismatch, path: r.path, "samples differ in size from the first shard's \(c)x\(h)x\(w).")
                 }
                 if let mc = mapClass {
-                    let plane = mh * mw
-                    if let m = sdfName {
-                        let all = try r.floats(m.name, rows: row..<(row + 1))
-                        guard all.count == k * plane else { throw MedprepError(.mismatch, path: r.path, "tensor '\(m.name)' is not [N, \(k), \(mh), \(mw)].") }
-                        d.sdf = Array(all[(mc * plane)..<((mc + 1) * plane)])
+                    let plane = h * w
+                    var sdf = [Float](repeating: 0, count: k * plane), rrw = [Float](repeating: 0, count: k * plane)
+                    let spacing: [Double] = cs.sliceSpacing.map { rc in [rc[1], rc[0]] } ?? [1, 1]
+                    try sdf.withUnsafeMutableBufferPointer { sp in
+                        try rrw.withUnsafeMutableBufferPointer { rp in
+                            try kernel.fill(labels: d.label.map { UInt16(clamping: $0) }, height: h, width: w, spacing: spacing,
+                                            scale: 1, sdfOut: kernel.options.sdf == nil ? nil : sp.baseAddress,
+                                            rrwOut: kernel.options.rrw ? rp.baseAddress : nil)
+                        }
                     }
-                    if let m = rrwName {
-                        let all = try r.floats(m.name, rows: row..<(row + 1))
-                        guard all.count == k * plane else { throw MedprepError(.mismatch, path: r.path, "tensor '\(m.name)' is not [N, \(k), \(mh), \(mw)].") }
-                        d.rrw = Array(all[(mc * plane)..<((mc + 1) * plane)])
-                    }
+                    if kernel.options.sdf != nil { d.sdf = Array(sdf[(mc * plane)..<((mc + 1) * plane)]) }
+                    if kernel.options.rrw { d.rrw = Array(rrw[(mc * plane)..<((mc + 1) * plane)]) }
                 }
                 data.append(d)
             }

@@ -280,12 +280,61 @@ public final class ShardBuilder {
     /// (see `recycle`) or a new one; its count is then 0.
     public func seal(shardIndex: Int) throws -> SealedShard {
         guard count > 0 else { throw MedprepError(.invalidArgument, "shard \(shardIndex) has no samples.") }
+        if !layout.mapsAsComputed { return sealEncoded(shardIndex: shardIndex) }
         let plan = plan(samples: count, shardIndex: shardIndex)
         move(to: offsets(plan), size: plan.fileBytes)
         plan.writeHeader(to: buffer.base)
         let sealed = SealedShard(buffer: buffer, byteCount: plan.fileBytes, shardIndex: shardIndex, sampleCount: count)
         buffer = spare ?? AlignedBuffer(capacity: buffer.capacity)
         spare = nil
+        nextShardIndex = shardIndex + 1
+        reset()
+        return sealed
+    }
+
+    /// Seals a shard whose maps are stored otherwise than computed (F16 and/or only present
+    /// classes' planes): the file is assembled in a second buffer, the maps re-encoded plane by
+    /// plane, the other tensors copied as they are. The builder keeps its own buffer.
+    private func sealEncoded(shardIndex: Int) -> SealedShard {
+        let L = layout, K = L.classCount
+        let presence = UnsafeBufferPointer(start: at(scalar0 + 6, 0).assumingMemoryBound(to: UInt8.self), count: count * K)
+        let planes = L.compactMaps ? presence.reduce(0) { $0 + Int($1) } : count * K
+        let mapFields = 2..<scalar0
+        let entries: [SafetensorsWriter.Entry] = fields.indices.map { f in
+            let field = fields[f]
+            guard mapFields.contains(f) else {
+                return .init(name: field.name, dtype: field.dtype, shape: [count] + field.sampleShape, byteCount: count * field.sampleBytes)
+            }
+            let (h, w) = (field.sampleShape[1], field.sampleShape[2])
+            let shape = L.compactMaps ? [planes, h, w] : [count, K, h, w]
+            return .init(name: field.name, dtype: L.mapDType, shape: shape, byteCount: planes * h * w * L.mapDType.itemSize)
+        }
+        let plan = SafetensorsWriter.plan(metadata: metadata(shardIndex: shardIndex, sampleCount: count), tensors: entries)
+        let out = spare ?? AlignedBuffer(capacity: 0)
+        spare = nil
+        out.reserve(plan.fileBytes, preserving: 0)
+        plan.writeHeader(to: out.base)
+        for e in plan.order {
+            let dst = out.base + plan.dataStart + e.begin
+            guard mapFields.contains(e.index) else {
+                dst.copyMemory(from: at(e.index, 0), byteCount: e.end - e.begin)
+                continue
+            }
+            let planeCount = fields[e.index].sampleShape[1] * fields[e.index].sampleShape[2]
+            let src = at(e.index, 0).assumingMemoryBound(to: Float.self)
+            var written = 0
+            for p in 0..<(count * K) where !L.compactMaps || presence[p] == 1 {
+                let from = UnsafeBufferPointer(start: src + p * planeCount, count: planeCount)
+                let to = dst + written * planeCount * L.mapDType.itemSize
+                if L.mapDType == .F16 {
+                    Float16Conversion.halfBits(from, into: to)
+                } else {
+                    to.copyMemory(from: from.baseAddress!, byteCount: planeCount * 4)
+                }
+                written += 1
+            }
+        }
+        let sealed = SealedShard(buffer: out, byteCount: plan.fileBytes, shardIndex: shardIndex, sampleCount: count)
         nextShardIndex = shardIndex + 1
         reset()
         return sealed

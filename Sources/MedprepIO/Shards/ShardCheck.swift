@@ -58,6 +58,9 @@ public enum ShardCheck {
         let fixed: Set<String> = ["image", "label", "case_index", "slice_index", "slice_count", "position",
                                   "slice_coord_mm", "pcl_partition", "class_presence"]
         var scales: [String: [Int]] = ["sdf": [], "rrw": []]
+        // Dense maps are [N, K, h, w]; compact ones [P, h, w], P = the ones in class_presence.
+        var mapDTypes = Set<SafetensorsDType>(), compact = Set<Bool>()
+        let presentPlanes = try file.values("class_presence", as: UInt8.self).reduce(0) { $0 + Int($1) }
         for t in file.tensors where !fixed.contains(t.name) {
             var kind = t.name, scale = 1
             if let r = t.name.firstRange(of: "_s") {
@@ -68,14 +71,24 @@ public enum ShardCheck {
                 scale = s
             }
             guard scales[kind] != nil else { throw bad("unexpected tensor '\(t.name)' in a medprep shard.") }
-            let t = try tensor(t.name, [.F32], rank: 4)
-            let want = [n, k, (h + scale - 1) / scale, (w + scale - 1) / scale]
-            guard t.shape == want else { throw bad("tensor '\(t.name)' has shape \(t.shape), expected \(want).") }
+            guard let info = file.header.info(t.name), [.F32, .F16].contains(info.dtype) else {
+                throw bad("tensor '\(t.name)' is \(file.header.info(t.name)?.dtype.rawValue ?? "?"), expected F32 or F16.")
+            }
+            let plane = [(h + scale - 1) / scale, (w + scale - 1) / scale]
+            let want = info.shape.count == 3 ? [presentPlanes] + plane : [n, k] + plane
+            guard info.shape == want else {
+                throw bad("tensor '\(t.name)' has shape \(info.shape), expected \(want)\(info.shape.count == 3 ? " (compact maps: one plane per present class)" : "").")
+            }
+            mapDTypes.insert(info.dtype)
+            compact.insert(info.shape.count == 3)
             scales[kind]!.append(scale)
         }
         let sdfScales = scales["sdf"]!.sorted(), rrwScales = scales["rrw"]!.sorted()
         if !sdfScales.isEmpty && !rrwScales.isEmpty && sdfScales != rrwScales {
             throw bad("sdf scales \(sdfScales) differ from rrw scales \(rrwScales).")
+        }
+        guard mapDTypes.count <= 1, compact.count <= 1 else {
+            throw bad("map tensors mix dtypes \(mapDTypes.map(\.rawValue).sorted()) or dense and compact shapes.")
         }
         let layout: ShardLayout
         do {
@@ -83,7 +96,8 @@ public enum ShardCheck {
                                      imageDType: image.dtype == .F16 ? .float16 : .float32,
                                      labelDType: label.dtype == .U16 ? .uint16 : .uint8,
                                      sdf: !sdfScales.isEmpty, rrw: !rrwScales.isEmpty,
-                                     mapScales: sdfScales.isEmpty ? rrwScales : sdfScales)
+                                     mapScales: sdfScales.isEmpty ? rrwScales : sdfScales,
+                                     mapDType: mapDTypes.first ?? .F32, compactMaps: compact.first ?? false)
         } catch let e as MedprepError {
             throw bad(e.message)
         }

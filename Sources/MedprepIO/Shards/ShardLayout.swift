@@ -15,6 +15,10 @@ import MedprepCore
 /// | `position`, `slice_coord_mm` | F64 | [N] |
 /// | `pcl_partition` | U8 | [N] |
 /// | `class_presence` | U8 | [N, K] |
+///
+/// Maps may be F16 (`mapDType`), and `compactMaps` keeps only the planes of classes present in
+/// each sample: a map tensor is then [P, h, w], P = the number of ones in `class_presence`, in
+/// (sample, class) order; an absent class's maps are the constants of the empty-class rule.
 public struct ShardLayout: Sendable, Equatable {
     public enum ImageDType: String, Sendable, CaseIterable {
         case float32, float16
@@ -46,9 +50,14 @@ public struct ShardLayout: Sendable, Equatable {
     public var rrw: Bool
     /// Map scales, ascending and unique, each >= 1 (1 = full resolution).
     public var mapScales: [Int]
+    /// F32 or F16 map tensors.
+    public var mapDType: SafetensorsDType
+    /// Map tensors hold present classes' planes only ([P, h, w]).
+    public var compactMaps: Bool
 
     public init(channels: Int, height: Int, width: Int, classCount: Int, imageDType: ImageDType = .float32,
-                labelDType: LabelDTypeChoice = .auto, sdf: Bool = true, rrw: Bool = true, mapScales: [Int] = [1]) throws {
+                labelDType: LabelDTypeChoice = .auto, sdf: Bool = true, rrw: Bool = true, mapScales: [Int] = [1],
+                mapDType: SafetensorsDType = .F32, compactMaps: Bool = false) throws {
         guard channels >= 1, height >= 1, width >= 1 else {
             throw MedprepError(.invalidArgument, "shard layout needs channels, height and width >= 1, got C=\(channels) H=\(height) W=\(width).")
         }
@@ -76,10 +85,18 @@ public struct ShardLayout: Sendable, Equatable {
             }
             self.labelDType = .U8
         }
+        guard mapDType == .F32 || mapDType == .F16 else {
+            throw MedprepError(.invalidArgument, "map dtype '\(mapDType.rawValue)' must be F32 or F16.")
+        }
         self.sdf = sdf
         self.rrw = rrw
         self.mapScales = scales
+        self.mapDType = mapDType
+        self.compactMaps = compactMaps
     }
+
+    /// Maps are stored as the builder computes them (dense F32): no re-encoding when sealing.
+    public var mapsAsComputed: Bool { mapDType == .F32 && !compactMaps }
 
     /// Map plane size at a scale: ceil(H/s) × ceil(W/s).
     public func mapSize(scale: Int) -> (height: Int, width: Int) {

@@ -61,7 +61,11 @@ enum MapKernel {
                 }
                 if c == N {
                     ctx.fullClassSDF(conv, out: out)
-                    if conv != .itk, let rout { ctx.fullClassRRW(out: rout) }
+                    // From the float SDF, as for every other class: with an SDF, RRW is always
+                    // `rrwFromSDF` of it, so compact shards can leave RRW out and rebuild it exactly.
+                    if conv != .itk, let rout {
+                        ctx.rrwFromSDF(sdf: UnsafePointer(out), offset: conv == .boundary ? ctx.boundaryOffset : 0, out: rout)
+                    }
                     continue
                 }
                 let key = UInt16(k)

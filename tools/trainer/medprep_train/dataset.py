@@ -26,13 +26,16 @@ _DTYPES = {
     "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }
 
-#: Augmentations that commute with distance maps (applied identically to image, label, maps).
+#: Augmentations that map the pixel grid onto itself (applied identically to image, label, maps).
 SAFE_AUGMENTATIONS = ("flip", "rot90")
 #: Augmentations that touch only the image intensities (maps stay valid).
 INTENSITY_AUGMENTATIONS = ("intensity",)
-#: Augmentations that resample the grid: the precomputed maps are no longer the distance maps
-#: of the transformed label (they are resampled too, approximately), so they warn.
+#: Augmentations that resample the grid. With online maps (``maps.storage: online``) the maps are
+#: computed from the augmented label, so they are exact; stored maps are resampled with the
+#: image (approximately), so they warn.
 UNSAFE_AUGMENTATIONS = ("affine",)
+#: index.json ``maps.storage`` values this reader knows (an index without the key is dense).
+STORAGES = ("online", "dense", "compact")
 
 
 class MedprepIndexError(ValueError):
@@ -110,6 +113,21 @@ class MedprepIndex:
     def scales(self) -> List[int]:
         return [int(s) for s in self.maps.get("scales", [1])]
 
+    @property
+    def storage(self) -> str:
+        """``online``, ``dense`` or ``compact`` (docs/shard-format.md, "Map storage")."""
+        st = self.maps.get("storage", "dense")
+        if st not in STORAGES:
+            raise MedprepIndexError(f"index '{self.path}' has maps.storage '{st}'; this trainer reads {', '.join(STORAGES)}.")
+        return st
+
+    def case_spacing(self, case_index: int) -> tuple:
+        """(row mm, column mm) of a case's shard slices (index.json ``slice_spacing_mm``; 1 mm when absent)."""
+        if not hasattr(self, "_spacing"):
+            self._spacing = {int(c["case_index"]): tuple(float(v) for v in c.get("slice_spacing_mm", (1.0, 1.0)))
+                             for c in self.cases}
+        return self._spacing.get(int(case_index), (1.0, 1.0))
+
     def ordinal_ranks(self) -> List[int]:
         """Each class's ordinal rank (index.json `ordinal_rank`, else its index)."""
         return [int(c.get("ordinal_rank", i)) for i, c in enumerate(self.classes)]
@@ -180,6 +198,14 @@ class ShardFile:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.tensors[name]
 
+    def plane_offsets(self) -> np.ndarray:
+        """Compact maps: where sample r's planes start in a [P, h, w] map tensor (the number of
+        present classes before it in ``class_presence`` order)."""
+        if not hasattr(self, "_plane_offsets"):
+            counts = self.tensors["class_presence"].astype(np.int64).sum(axis=1)
+            self._plane_offsets = np.concatenate([[0], np.cumsum(counts)])
+        return self._plane_offsets
+
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
 
@@ -211,15 +237,16 @@ class Augmenter:
     most one coarse pixel. The coarse *labels* are always re-derived from the augmented label.
     """
 
-    def __init__(self, kinds: Sequence[str], shape_hw=None, scales: Sequence[int] = (1,), seed: int = 0):
+    def __init__(self, kinds: Sequence[str], shape_hw=None, scales: Sequence[int] = (1,), seed: int = 0,
+                 online_maps: bool = False):
         self.kinds = list(kinds)
         self.seed = seed
         bad = [k for k in self.kinds if k in UNSAFE_AUGMENTATIONS]
-        if bad:
+        if bad and not online_maps:
             warnings.warn(f"augmentation {', '.join(repr(b) for b in bad)} resamples the grid: the precomputed SDF/RRW maps are "
                           "resampled with it and are no longer exact distance maps of the augmented label; "
                           "only flips and 90-degree rotations commute with the maps.", UserWarning, stacklevel=3)
-        if shape_hw is not None and "flip" in self.kinds:
+        if shape_hw is not None and "flip" in self.kinds and not online_maps:
             h, w = shape_hw
             off = [s for s in scales if s > 1 and ((h - 1) % s or (w - 1) % s)]
             if off:
@@ -245,6 +272,8 @@ class Augmenter:
             if turns:
                 for k in spatial:
                     sample[k] = np.rot90(sample[k], k=turns, axes=(-2, -1))
+                if turns % 2 and "spacing" in sample:  # rows and columns swap
+                    sample["spacing"] = np.asarray(sample["spacing"])[::-1].copy()
         if "intensity" in self.kinds:
             img = np.asarray(sample["image"], dtype=np.float32)
             scale = float(rng.uniform(0.9, 1.1))
@@ -280,6 +309,34 @@ def _affine(sample: dict, rng: np.random.Generator) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Maps: compact planes, RRW from SDF
+
+
+def boundary_offset(h: int, w: int, spacing_rc, scale: int, units: str, convention: str) -> float:
+    """The SDF's zero-level offset on a slice's map grid at `scale`: 0 for ``plain``; for
+    ``boundary`` 1 in px, in mm the smallest spacing among the grid's axes with more than one
+    pixel (docs/distance-maps.md). This is the offset the RRW formula below needs."""
+    if convention == "plain":
+        return 0.0
+    if units != "mm":
+        return 1.0
+    ch, cw = (h + scale - 1) // scale, (w + scale - 1) // scale
+    sr = float(spacing_rc[0]) * (scale if h > 1 else 1)
+    sc = float(spacing_rc[1]) * (scale if w > 1 else 1)
+    cands = [v for v, n in ((sc, cw), (sr, ch)) if n > 1]
+    return min(cands) if cands else min(sc, sr, 1.0)
+
+
+def rrw_from_sdf(sdf: np.ndarray, offset: float) -> np.ndarray:
+    """RRW of a non-empty class from its float32 SDF plane (boundary or plain convention), bit for
+    bit what medprep's kernel computes: inside (sdf < offset / 2) ``-(offset - sdf) / (offset - min(sdf))``
+    in float64 rounded to float32, +1 outside."""
+    v = sdf.astype(np.float64)
+    inv = 1.0 / (offset - v.min())
+    return np.where(sdf < np.float32(offset / 2), (-(offset - v) * inv).astype(np.float32), np.float32(1))
+
+
+# ---------------------------------------------------------------------------------------------
 # Dataset
 
 
@@ -312,6 +369,14 @@ class MedprepDataset(Dataset):
         self.samples = np.arange(self.index.sample_count) if samples is None else np.asarray(samples, dtype=np.int64)
         avail = [m for m in ("sdf", "rrw") if self.index.maps.get(m)]
         self.maps = [m for m in maps if m in avail]
+        self.storage = self.index.storage
+        self.online = self.storage == "online"
+        self.convention = self.index.maps.get("convention", "boundary")
+        self.units = self.index.maps.get("units", "px")
+        self.rrw_from_sdf = bool(self.index.maps.get("rrw_from_sdf", False))
+        if self.online and self.maps:
+            from . import mapslib
+            mapslib.load()  # fail here, naming what was tried, rather than in a worker
         idx_scales = self.index.scales
         self.scales = [s for s in (idx_scales if scales is None else scales) if s in idx_scales]
         self.with_image = with_image
@@ -325,7 +390,8 @@ class MedprepDataset(Dataset):
             shape_hw = tuple(self._shard(0)["label"].shape[-2:])
             self._files, self._pid = {}, None  # stay lazy: each process maps the shards on first use
         self.shape_hw = shape_hw
-        self.augmenter = Augmenter(parse_augment(augment), shape_hw=shape_hw, scales=self.scales, seed=seed)
+        self.augmenter = Augmenter(parse_augment(augment), shape_hw=shape_hw, scales=self.scales, seed=seed,
+                                   online_maps=self.online)
 
     # pickling for DataLoader workers: drop the maps, each worker reopens its own.
     def __getstate__(self):
@@ -359,8 +425,12 @@ class MedprepDataset(Dataset):
     def __len__(self) -> int:
         return int(len(self.samples))
 
-    def raw(self, i: int) -> dict:
-        """Sample i as numpy arrays (views into the map where possible), before augmentation."""
+    def raw(self, i: int, maps: bool = True) -> dict:
+        """Sample i as numpy arrays (views into the map where possible), before augmentation.
+
+        Maps come from the shard (dense or compact storage) or, for online storage, from the label
+        through libmedprep_maps; either way the same floats. ``spacing`` is the slice's
+        (row mm, column mm)."""
         j = int(self.samples[i])
         k, r = self.locate(j)
         f = self._shard(k)
@@ -368,20 +438,78 @@ class MedprepDataset(Dataset):
         if self.with_image:
             out["image"] = f["image"][r]
         out["label"] = f["label"][r]
-        for m in self.maps:
-            for s in self.scales:
-                name = m if s == 1 else f"{m}_s{s}"
-                if name in f:
-                    out[name] = f[name][r]
         for name in ("position", "case_index", "slice_index", "slice_count"):
             if name in f:
                 out[name] = f[name][r]
+        out["spacing"] = np.asarray(self.index.case_spacing(int(f["case_index"][r])), dtype=np.float64)
+        if maps and self.maps:
+            if self.online:
+                out.update(self.online_maps(out["label"], out["spacing"]))
+            else:
+                out.update(self._stored_maps(f, r, out["spacing"]))
+        return out
+
+    def online_maps(self, label: np.ndarray, spacing) -> dict:
+        """The maps of `label` at every requested scale, computed by medprep's kernel."""
+        from . import mapslib
+        out = {}
+        for s in self.scales:
+            sdf, rrw = mapslib.slice_maps(label, self.index.num_classes, sdf="sdf" in self.maps, rrw="rrw" in self.maps,
+                                          convention=self.convention, units=self.units, spacing=spacing, scale=s)
+            suffix = "" if s == 1 else f"_s{s}"
+            if sdf is not None:
+                out["sdf" + suffix] = sdf
+            if rrw is not None:
+                out["rrw" + suffix] = rrw
+        return out
+
+    def _stored_maps(self, f: ShardFile, r: int, spacing) -> dict:
+        out = {}
+        K = self.index.num_classes
+        compact = self.storage == "compact"
+        present = f["class_presence"][r].astype(bool)
+        h, w = f["label"].shape[-2:]
+        for s in self.scales:
+            suffix = "" if s == 1 else f"_s{s}"
+            need_sdf = "sdf" in self.maps or ("rrw" in self.maps and self.rrw_from_sdf)
+            planes = {}
+            for m in ("sdf", "rrw"):
+                name = m + suffix
+                if name not in f or not (m in self.maps or (m == "sdf" and need_sdf)):
+                    continue
+                t = f[name]
+                if not compact:
+                    planes[m] = t[r]
+                    continue
+                offs = f.plane_offsets()
+                full = np.full((K,) + t.shape[-2:], 0.0 if m == "sdf" else 1.0, dtype=np.float32)
+                full[present] = t[offs[r]:offs[r + 1]]
+                planes[m] = full
+            if "rrw" in self.maps and self.rrw_from_sdf and "sdf" in planes:
+                sdf = planes["sdf"]
+                rrw = np.ones(sdf.shape, dtype=np.float32)
+                off = boundary_offset(h, w, spacing, s, self.units, self.convention)
+                # A class present in the slice may be absent from label[::s, ::s]: its coarse
+                # maps are then the empty-class constants (SDF 0, RRW +1).
+                coarse = np.zeros(K, dtype=bool)
+                coarse[np.unique(np.asarray(f["label"][r])[::s, ::s])] = True
+                for c in np.nonzero(present & coarse)[0]:
+                    rrw[c] = rrw_from_sdf(np.asarray(sdf[c], dtype=np.float32), off)
+                planes["rrw"] = rrw
+            for m in self.maps:
+                if m in planes:
+                    out[m + suffix] = planes[m]
         return out
 
     def __getitem__(self, i: int) -> dict:
-        s = self.raw(i)
+        # Online maps are computed after augmentation, from the augmented label: exact for any
+        # augmentation (a flip moves the virtual pixel of a full class too, see docs/trainer.md).
+        s = self.raw(i, maps=not self.online)
         rng = np.random.default_rng([self.seed, self.epoch, int(s["sample"])])
         s = self.augmenter(s, rng)
+        if self.online and self.maps:
+            s.update(self.online_maps(s["label"], s["spacing"]))
+        spacing = s.pop("spacing", None)
         out = {}
         for k, v in s.items():
             if isinstance(v, np.ndarray) and v.ndim > 0:
@@ -394,6 +522,8 @@ class MedprepDataset(Dataset):
                     out[k] = torch.tensor(float(v), dtype=torch.float64)
                 else:
                     out[k] = torch.tensor(int(v), dtype=torch.int64)
+        if spacing is not None:
+            out["spacing"] = torch.from_numpy(np.array(spacing, dtype=np.float64))
         for sc in self.scales:
             if sc > 1:
                 out[f"label_s{sc}"] = out["label"][::sc, ::sc].contiguous()

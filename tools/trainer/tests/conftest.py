@@ -35,10 +35,22 @@ def shards(medprep, tmp_path_factory):
     src = root / "synth"
     subprocess.run([medprep, "synth", str(src), "--cases3d", "4", "--cases2d", "8", "--size3d", "32,32,6", "--force"],
                    check=True, capture_output=True)
+    # '3d' stores its maps densely (tests compare them with the safetensors library); the
+    # '3d-<storage>' copies hold the same slices in the other storage modes.
+    variants = {"3d": "storage: dense", "3d-online": "storage: online", "3d-compact": "storage: compact",
+                "3d-compact16": "storage: compact, dtype: float16"}
+    for key, spec in variants.items():
+        d = root / f"synth3d-{key}"
+        shutil.copytree(src / "synth3d", d)
+        m = d / "manifest.yaml"
+        text = m.read_text()
+        assert "scales: [1, 2]}" in text
+        m.write_text(text.replace("scales: [1, 2]}", f"scales: [1, 2], {spec}}}"))
     out = {}
-    for key, name in (("3d", "synth3d"), ("2d", "synth2d"), ("2dc", "synth2d-colour")):
+    datasets = [(k, root / f"synth3d-{k}") for k in variants] + [("2d", src / "synth2d"), ("2dc", src / "synth2d-colour")]
+    for key, path in datasets:
         dst = root / f"out-{key}"
-        subprocess.run([medprep, "convert", str(src / name), "--out", str(dst), "--force"], check=True, capture_output=True)
+        subprocess.run([medprep, "convert", str(path), "--out", str(dst), "--force"], check=True, capture_output=True)
         out[key] = str(dst / "index.json")
     return out
 

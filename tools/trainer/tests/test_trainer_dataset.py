@@ -103,12 +103,13 @@ def test_flips_and_rotations_commute_with_the_maps(shards):
 
 def test_other_augmentations_warn(shards):
     with pytest.warns(UserWarning, match="no longer exact distance maps"):
-        ds = MedprepDataset(shards["2d"], augment="affine")
+        ds = MedprepDataset(shards["3d"], augment="affine")  # stored (dense) maps
     item = ds[0]
     assert item["label"].shape == item["sdf"].shape[1:]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MedprepDataset(shards["2d"], augment="flip,rot90,intensity", scales=[1])
+        MedprepDataset(shards["3d-online"], augment="affine")  # online maps are exact: no warning
     with pytest.raises(ValueError, match="'elastic'"):
         MedprepDataset(shards["2d"], augment="elastic")
 
