@@ -23,6 +23,8 @@ struct Convert: ParsableCommand {
     @Flag(help: "Do not run validate's error-level checks first.") var skipValidation = false
     @Flag(help: "Convert even when validation finds errors.") var allowErrors = false
     @Flag(help: "Print a JSON summary instead of text.") var json = false
+    @Flag(help: "Print the plan (slices, shards, projected bytes per map storage mode, free space) from the headers alone and write nothing; exit 1 when the run would fail.")
+    var dryRun = false
 
     func validate() throws {
         guard jobs >= 1 && jobs <= 256 else { throw ValidationError("--jobs must be 1 to 256, got '\(jobs)'.") }
@@ -49,6 +51,12 @@ struct Convert: ParsableCommand {
         do {
             let run = try ConvertRun(options: opts)
             for p in run.discoveryProblems { printNote("warning: \(p.file): \(p.message)") }
+            if dryRun {
+                let plan = ConvertPreflight.plan(run: run)
+                print(json ? plan.json.serialized(indent: 2) : plan.text)
+                if plan.failure != nil { throw ExitCode(1) }
+                return
+            }
             let bar = ProgressBar(total: run.cases.count, label: "convert")
             run.onCase = { done, _, id in bar.advance(note: id) }
             let summary = try run.run()

@@ -31,11 +31,11 @@ public enum ManifestInit {
                 \(nn.labels.classes.map { "    - {name: \($0.name), value: \($0.value ?? 0)}" }.joined(separator: "\n"))
                 \(geometry)
                 intensity: {mode: zscore-foreground}   # 'ct' for CT
-                maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2]}
+                \(mapsLine)
                 folds: {k: 5, seed: 0}
                 shard_size: 128
 
-                """, notes: notes)
+                """, notes: notes).withStoragePlan(root: root)
         }
         let files = try CaseDiscovery.listFiles(root).filter { isImageFile($0) }
         guard !files.isEmpty else {
@@ -62,12 +62,14 @@ public enum ManifestInit {
             \(classes.joined(separator: "\n"))
             \(geometry)
             intensity: {mode: \(is2D ? "rgb-01" : "zscore-foreground")}
-            maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2]}
+            \(mapsLine)
             folds: {k: 5, seed: 0}
             shard_size: 128
 
-            """, notes: notes)
+            """, notes: notes).withStoragePlan(root: root)
     }
+
+    static let mapsLine = "maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2], storage: online}"
 
     static func isImageFile(_ f: String) -> Bool {
         let l = f.lowercased()
@@ -154,5 +156,28 @@ public enum ManifestInit {
               size: [\(size), \(size)]
               fit: pad
             """
+    }
+}
+
+extension ManifestInit.Inferred {
+    /// Projects the shards of the inferred manifest from the headers (convert's preflight) and
+    /// says on the maps line what each storage mode would take. `online` stays the choice: its
+    /// shards are the smallest and its maps exact under every augmentation; dense stored maps
+    /// grow with 2·K·H·W·4 bytes a slice.
+    func withStoragePlan(root: String) -> ManifestInit.Inferred {
+        guard let m = try? Manifest.parse(yaml, path: root + "/manifest.yaml"),
+              let run = try? ConvertRun(options: ConvertOptions(datasetRoot: root, output: root + "/medprep-out"), manifest: m)
+        else { return self }
+        let plan = ConvertPreflight.plan(run: run)
+        guard plan.failure == nil || !plan.projections.isEmpty, plan.projections.count == 3 else { return self }
+        let by = Dictionary(uniqueKeysWithValues: plan.projections.map { ($0.storage, $0) })
+        let online = by[.online]!.bytes, dense = by[.dense]!.bytes, compact = by[.compact]!
+        let ratio = online > 0 ? String(format: "%.0f", Double(dense) / Double(online)) : "?"
+        var out = self
+        out.yaml = yaml.replacingOccurrences(
+            of: ManifestInit.mapsLine,
+            with: ManifestInit.mapsLine + "\n# projected shards: online \(mibText(online)); dense \(mibText(dense)) (\(ratio)x); compact \(mibText(compact.bytes))-\(mibText(compact.maxBytes))")
+        out.notes.append("maps.storage online: shards \(mibText(online)); storing the maps densely would take \(mibText(dense))")
+        return out
     }
 }

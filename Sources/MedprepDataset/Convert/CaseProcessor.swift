@@ -159,15 +159,13 @@ public enum CaseProcessor {
                 let info = Slicing.info(imageVolume, axis: axis, index: i)
                 var img = try Slicing.slice(imageVolume, axis: axis, index: i)
                 var lab = try Slicing.slice(labels, axis: axis, index: i)
-                var rowSpacing = info.rowSpacing, colSpacing = info.columnSpacing
+                let (rowSpacing, colSpacing) = SliceShaping.shapedSpacing(row: info.rowSpacing, column: info.columnSpacing,
+                                                                          height: img.height, width: img.width, size: g.size,
+                                                                          resize: g.fit == .resize)
                 if let size = g.size {
-                    let (h0, w0) = (img.height, img.width)
                     let shaped = try SliceShaping.shape(image: img, labels: lab, height: size[0], width: size[1], mode: mode,
                                                         foreground: caseBox)
                     img = shaped.image!; lab = shaped.labels!
-                    if case .resize = mode {
-                        rowSpacing *= Double(h0) / Double(size[0]); colSpacing *= Double(w0) / Double(size[1])
-                    }
                 }
                 // The maps are computed later, straight into the shard (`SliceMaps`).
                 return ShapedSlice(sample: ShardSample(image: img.values, label: lab.values, caseIndex: index, sliceIndex: i,

@@ -56,11 +56,14 @@ public final class ConvertRun {
 
     public static let journalName = ".medprep-journal.json"
 
-    public init(options: ConvertOptions) throws {
+    /// `manifest`: use this one instead of reading the manifest file (manifest init's projection).
+    public init(options: ConvertOptions, manifest given: Manifest? = nil) throws {
         self.options = options
         let root = options.datasetRoot.hasSuffix("/") && options.datasetRoot.count > 1 ? String(options.datasetRoot.dropLast()) : options.datasetRoot
         let manifestPath = options.manifestPath ?? root + "/manifest.yaml"
-        if FileIO.exists(manifestPath) {
+        if let given {
+            manifest = given
+        } else if FileIO.exists(manifestPath) {
             manifest = try Manifest.load(path: manifestPath)
         } else if options.manifestPath == nil && FileIO.exists(root + "/dataset.json") {
             manifest = Manifest(name: (root as NSString).lastPathComponent, layout: .nnunet)
@@ -91,6 +94,9 @@ public final class ConvertRun {
 
     let allCases: [CaseFiles]
 
+    /// The plan checked before anything is written (set by `run`).
+    public private(set) var preflight: ConvertPreflight?
+
     /// Error-level findings of `medprep validate` on this dataset (empty when skipped).
     public private(set) var validationErrors: [Finding] = []
 
@@ -111,6 +117,12 @@ public final class ConvertRun {
         }
         defer { _ = try? validation?.wait() }
         do {
+            let plan = ConvertPreflight.plan(run: self)
+            preflight = plan
+            if let failure = plan.failure {
+                try awaitValidation(validation)  // validation's findings, when it has any, say more
+                throw MedprepError(.invalidArgument, path: options.output, "preflight: \(failure) Nothing was written (medprep convert --dry-run shows the plan).")
+            }
             return try convert(validation: validation, started: t0)
         } catch {
             try awaitValidation(validation)
@@ -221,14 +233,8 @@ public final class ConvertRun {
                 return
             }
             if layout == nil {
-                layout = try ShardLayout(channels: out.channels, height: out.sliceHeight, width: out.sliceWidth,
-                                         classCount: labels.classes.count,
-                                         imageDType: manifest.dtypes.image == "float16" ? .float16 : .float32,
-                                         labelDType: ShardLayout.LabelDTypeChoice(rawValue: manifest.dtypes.label) ?? .auto,
-                                         sdf: manifest.maps.storedSDF, rrw: manifest.maps.storedRRW,
-                                         mapScales: manifest.maps.storesMaps ? manifest.maps.scales : [],
-                                         mapDType: manifest.maps.dtype == "float16" ? .F16 : .F32,
-                                         compactMaps: manifest.maps.storage == .compact)
+                layout = try Self.layout(maps: manifest.maps, dtypes: manifest.dtypes, channels: out.channels,
+                                         height: out.sliceHeight, width: out.sliceWidth, classes: labels.classes.count)
                 builder = ShardBuilder(layout: layout!, medprepVersion: options.medprepVersion, capacity: manifest.shardSize,
                                        firstShardIndex: sealed)
             }
@@ -279,6 +285,15 @@ public final class ConvertRun {
         return ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
                               shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
                               seconds: monotonicNow() - t0)
+    }
+
+    /// The shard layout of a run: slice size and classes, the manifest's dtypes and map storage.
+    static func layout(maps: MapsSpec, dtypes: DTypeSpec, channels: Int, height: Int, width: Int, classes: Int) throws -> ShardLayout {
+        try ShardLayout(channels: channels, height: height, width: width, classCount: classes,
+                        imageDType: dtypes.image == "float16" ? .float16 : .float32,
+                        labelDType: ShardLayout.LabelDTypeChoice(rawValue: dtypes.label) ?? .auto,
+                        sdf: maps.storedSDF, rrw: maps.storedRRW, mapScales: maps.storesMaps ? maps.scales : [],
+                        mapDType: maps.dtype == "float16" ? .F16 : .F32, compactMaps: maps.storage == .compact)
     }
 
     func caseRecord(_ out: CaseOutput, first: Int) -> JSON {

@@ -40,23 +40,53 @@ public final class ShardBuilder {
     public init(layout: ShardLayout, medprepVersion: String, capacity: Int = 0, firstShardIndex: Int = 0) {
         self.layout = layout
         self.medprepVersion = medprepVersion
-        let L = layout
+        fields = Self.fields(layout)
+        scalar0 = 2 + layout.mapTensors.count
+        slotCapacity = max(1, capacity)
+        nextShardIndex = max(0, firstShardIndex)
+        buffer = AlignedBuffer(capacity: 0)
+        reset()
+    }
+
+    /// The tensors of a shard as they are filled (maps dense F32): image, label, the maps
+    /// (layout.mapTensors order), then the per-sample values.
+    private static func fields(_ L: ShardLayout) -> [Field] {
         var f = [Field(name: "image", dtype: L.imageDType.safetensors, sampleShape: [L.channels, L.height, L.width]),
                  Field(name: "label", dtype: L.labelDType, sampleShape: [L.height, L.width])]
         for m in L.mapTensors {
             let size = L.mapSize(scale: m.scale)
             f.append(Field(name: m.name, dtype: .F32, sampleShape: [L.classCount, size.height, size.width]))
         }
-        scalar0 = f.count
-        f += [Field(name: "case_index", dtype: .I32, sampleShape: []), Field(name: "slice_index", dtype: .I32, sampleShape: []),
-              Field(name: "slice_count", dtype: .I32, sampleShape: []), Field(name: "position", dtype: .F64, sampleShape: []),
-              Field(name: "slice_coord_mm", dtype: .F64, sampleShape: []), Field(name: "pcl_partition", dtype: .U8, sampleShape: []),
-              Field(name: "class_presence", dtype: .U8, sampleShape: [L.classCount])]
-        fields = f
-        slotCapacity = max(1, capacity)
-        nextShardIndex = max(0, firstShardIndex)
-        buffer = AlignedBuffer(capacity: 0)
-        reset()
+        return f + [Field(name: "case_index", dtype: .I32, sampleShape: []), Field(name: "slice_index", dtype: .I32, sampleShape: []),
+                    Field(name: "slice_count", dtype: .I32, sampleShape: []), Field(name: "position", dtype: .F64, sampleShape: []),
+                    Field(name: "slice_coord_mm", dtype: .F64, sampleShape: []), Field(name: "pcl_partition", dtype: .U8, sampleShape: []),
+                    Field(name: "class_presence", dtype: .U8, sampleShape: [L.classCount])]
+    }
+
+    /// The tensor entries of a sealed shard of `n` samples: maps in the layout's dtype, [n, K, h, w]
+    /// or, compact, [planes, h, w] (`planes` = the ones in class_presence).
+    private static func entries(_ L: ShardLayout, fields: [Field], samples n: Int, planes: Int) -> [SafetensorsWriter.Entry] {
+        let mapFields = 2..<(2 + L.mapTensors.count)
+        return fields.indices.map { f in
+            let field = fields[f]
+            guard mapFields.contains(f) else {
+                return .init(name: field.name, dtype: field.dtype, shape: [n] + field.sampleShape, byteCount: n * field.sampleBytes)
+            }
+            let (h, w) = (field.sampleShape[1], field.sampleShape[2])
+            let shape = L.compactMaps ? [planes, h, w] : [n, L.classCount, h, w]
+            let count = (L.compactMaps ? planes : n * L.classCount) * h * w
+            return .init(name: field.name, dtype: L.mapDType, shape: shape, byteCount: count * L.mapDType.itemSize)
+        }
+    }
+
+    /// The exact file size of a shard of `samples` samples with this layout, before any is
+    /// written (convert's preflight). `presentPlanes`: compact maps only, the ones in its
+    /// class_presence (between `samples` and samples·K).
+    public static func fileBytes(layout: ShardLayout, samples: Int, shardIndex: Int, medprepVersion: String,
+                                 presentPlanes: Int? = nil) -> Int {
+        let meta = metadata(shardIndex: shardIndex, sampleCount: samples, medprepVersion: medprepVersion)
+        return SafetensorsWriter.plan(metadata: meta, tensors: entries(layout, fields: fields(layout), samples: samples,
+                                                                      planes: presentPlanes ?? samples * layout.classCount)).fileBytes
     }
 
     /// Drops the accumulated samples.
@@ -228,6 +258,10 @@ public final class ShardBuilder {
     }
 
     private func metadata(shardIndex: Int, sampleCount: Int) -> [String: String] {
+        Self.metadata(shardIndex: shardIndex, sampleCount: sampleCount, medprepVersion: medprepVersion)
+    }
+
+    private static func metadata(shardIndex: Int, sampleCount: Int, medprepVersion: String) -> [String: String] {
         [
             "format": ShardLayout.format,
             "format_version": ShardLayout.formatVersion,
@@ -300,16 +334,8 @@ public final class ShardBuilder {
         let presence = UnsafeBufferPointer(start: at(scalar0 + 6, 0).assumingMemoryBound(to: UInt8.self), count: count * K)
         let planes = L.compactMaps ? presence.reduce(0) { $0 + Int($1) } : count * K
         let mapFields = 2..<scalar0
-        let entries: [SafetensorsWriter.Entry] = fields.indices.map { f in
-            let field = fields[f]
-            guard mapFields.contains(f) else {
-                return .init(name: field.name, dtype: field.dtype, shape: [count] + field.sampleShape, byteCount: count * field.sampleBytes)
-            }
-            let (h, w) = (field.sampleShape[1], field.sampleShape[2])
-            let shape = L.compactMaps ? [planes, h, w] : [count, K, h, w]
-            return .init(name: field.name, dtype: L.mapDType, shape: shape, byteCount: planes * h * w * L.mapDType.itemSize)
-        }
-        let plan = SafetensorsWriter.plan(metadata: metadata(shardIndex: shardIndex, sampleCount: count), tensors: entries)
+        let plan = SafetensorsWriter.plan(metadata: metadata(shardIndex: shardIndex, sampleCount: count),
+                                          tensors: Self.entries(L, fields: fields, samples: count, planes: planes))
         let out = spare ?? AlignedBuffer(capacity: 0)
         spare = nil
         out.reserve(plan.fileBytes, preserving: 0)

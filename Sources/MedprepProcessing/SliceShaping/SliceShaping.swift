@@ -24,6 +24,14 @@ public enum SliceShapeMode: Sendable, Equatable {
 /// `CenterSpatialCrop` starts at `size // 2 - target // 2`, which removes one more pixel before
 /// when the size is even and the target odd.)
 public enum SliceShaping {
+    /// Pixel spacing of a shaped slice: `resize` scales it by the size change; pad and crop keep
+    /// it. Row and column spacing of an H × W source slice, `size` the target [H, W] (nil: kept).
+    public static func shapedSpacing(row: Double, column: Double, height: Int, width: Int, size: [Int]?,
+                                     resize: Bool) -> (row: Double, column: Double) {
+        guard let size, resize else { return (row, column) }
+        return (row * Double(height) / Double(size[0]), column * Double(width) / Double(size[1]))
+    }
+
     /// Image and label slices shaped to `height` x `width` by `mode`. `foreground` is the case's
     /// foreground box in this slice plane (`Box3D.inPlane`) for `.cropToForeground`.
     public static func shape(image: Slice2D<Float>?, labels: Slice2D<UInt16>?, height: Int, width: Int,
