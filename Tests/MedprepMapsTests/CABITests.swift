@@ -61,9 +61,8 @@ import Testing
     /// `SliceMapKernel` (the convert path) writes for it alone.
     @Test func planesEqualTheConvertKernel() throws {
         let (n, h, w, K) = (5, 13, 11, 4)
-        var rng = SplitMix(seed: 7)
-        var labels = [UInt16](repeating: 0, count: n * h * w)
-        for i in labels.indices { labels[i] = UInt16(rng.next() % UInt64(K)) }
+        // Scattered labels from a multiplicative hash (deterministic, no generator needed).
+        var labels = (0..<(n * h * w)).map { UInt16((UInt64($0) &* 2_654_435_761 >> 9) % UInt64(K)) }
         for i in 0..<(h * w) { labels[2 * h * w + i] = 3 }  // a plane that one class fills
         let spacing = (0..<n).flatMap { [0.5 + Double($0) * 0.25, 1.5] }
         for (conv, units, scale) in [("boundary", "mm", 1), ("plain", "px", 2), ("itk", "mm", 4)] {
@@ -123,18 +122,5 @@ import Testing
                                        convention: conv, units: units, scale: scale, threads: threads, sdf: sdf, rrw: rrw)
         #expect(status == 1)
         #expect(msg.contains(expected), "\(msg)")
-    }
-}
-
-/// A small deterministic generator (tests must not depend on the system's randomness).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -256,8 +256,10 @@ def main() -> None:
             "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": [1.0, 1.0, "keep"],
                          "size": hw, "fit": "pad"},
             "intensity": {"mode": "zscore-foreground"},
+            # dense: the Python pipeline stores every map too (tools/bench/bench_storage.py
+            # compares the storage modes)
             "maps": {"sdf": True, "rrw": True, "convention": "boundary", "units": "px",
-                     "scales": [int(s) for s in args.scales.split(",")]},
+                     "scales": [int(s) for s in args.scales.split(",")], "storage": "dense"},
             "folds": {"k": 5, "seed": 0},
             "shard_size": SHARD_SIZE,
         }

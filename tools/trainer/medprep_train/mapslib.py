@@ -70,6 +70,12 @@ def load() -> ctypes.CDLL:
     version = lib.medprep_maps_abi_version()
     if version != ABI_VERSION:
         raise MapsLibraryError(f"{path} has ABI version {version}; this binding speaks version {ABI_VERSION}.")
+    # Each sample gets fresh output arrays; without this glibc maps and zeroes new pages for
+    # every one of them (more than half the time of a 256² slice). MEDPREP_MAPS_MALLOC=default
+    # leaves the allocator alone.
+    lib.medprep_maps_keep_freed_memory.restype = ctypes.c_int32
+    if os.environ.get("MEDPREP_MAPS_MALLOC", "keep") != "default":
+        lib.medprep_maps_keep_freed_memory()
     f = lib.medprep_slice_maps
     f.restype = ctypes.c_int32
     f.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
