@@ -256,7 +256,14 @@ class Augmenter:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         if not self.kinds:
             return sample
-        spatial = [k for k in sample if k == "image" or k == "label" or k.startswith("sdf") or k.startswith("rrw")]
+        # A slice one class fills: its maps are those of the full class (measured from the virtual
+        # pixel above row 0) and the empty-class constants, which a flip or a turn of the label
+        # does not change, so the stored maps stay as they are (moving them would move the
+        # virtual pixel: wrong). Online maps are computed after augmentation anyway.
+        lab = np.asarray(sample["label"])
+        full = lab.size > 0 and lab.min() == lab.max()
+        spatial = [k for k in sample if k == "image" or k == "label"
+                   or (not full and (k.startswith("sdf") or k.startswith("rrw")))]
         if "flip" in self.kinds:
             if rng.random() < 0.5:
                 for k in spatial:

@@ -78,9 +78,10 @@ def test_checksum_verification_names_the_bad_shard(shards, tmp_path):
 
 
 def test_flips_and_rotations_commute_with_the_maps(shards):
-    """After augmentation, each map equals the map scipy computes from the augmented label."""
+    """After augmentation, each stored map equals the map scipy computes from the augmented label,
+    classes that fill the slice included (their stored maps must not be flipped)."""
     ds = MedprepDataset(shards["3d"], augment="flip,rot90", seed=3)
-    checked = 0
+    checked = full = 0
     for i in range(0, len(ds), 3):
         for epoch in range(4):
             ds.set_epoch(epoch)
@@ -88,12 +89,14 @@ def test_flips_and_rotations_commute_with_the_maps(shards):
             lab = item["label"].numpy()
             for k in range(item["sdf"].shape[0]):
                 m = lab == k
-                if not m.any() or m.all():
+                if not m.any():
                     continue
+                # a full class included: scipy measures it from the virtual pixel above row 0
                 np.testing.assert_allclose(item["sdf"][k].numpy(), boundary_sdf(m), atol=1e-4)
                 np.testing.assert_allclose(item["rrw"][k].numpy(), rrw_map(m), atol=1e-5)
                 checked += 1
-    assert checked > 20
+                full += bool(m.all())
+    assert checked > 20 and full > 0
     # the draws change from epoch to epoch and are reproducible
     ds.set_epoch(1)
     a = ds[5]["label"]
