@@ -27,7 +27,12 @@ public struct ImageProbe: Sendable, Equatable {
                               affine: layout.affine, channels: layout.datatype.channels, is2D: d.count == 2)
         }
         let handle = try FileIO.ReadHandle(path)
-        let head = try handle.read(count: min(handle.size, jpegScanLimit), at: 0)
+        // 64 KiB holds a PNG's IHDR and nearly every JPEG's frame header; a JPEG whose EXIF or ICC
+        // segments push the frame header further is read again up to `jpegScanLimit`.
+        var head = try handle.read(count: min(handle.size, 1 << 16), at: 0)
+        if head.starts(with: [0xff, 0xd8]), handle.size > head.count, (try? jpegFrame(head, path: path)) == nil {
+            head = try handle.read(count: min(handle.size, jpegScanLimit), at: 0)
+        }
         func flat(_ w: Int, _ h: Int, _ c: Int) -> ImageProbe {
             ImageProbe(dims: [w, h, 1], spacing: [1, 1, 1], affine: .identity, channels: c, is2D: true)
         }
@@ -48,28 +53,36 @@ public struct ImageProbe: Sendable, Equatable {
             return flat(w, h, channels)
         }
         if head.starts(with: [0xff, 0xd8]) {
-            // Markers: FF xx, then a big-endian length for every marker but SOI/EOI/RSTn/TEM.
-            var i = 2
-            while i + 4 <= head.count {
-                guard head[i] == 0xff else { break }
-                let marker = head[i + 1]
-                if marker == 0xff { i += 1; continue }  // fill byte
-                if marker == 0xd8 || marker == 0x01 || (0xd0...0xd7).contains(marker) { i += 2; continue }
-                let length = Int(head[i + 2]) << 8 | Int(head[i + 3])
-                let isSOF = (0xc0...0xcf).contains(marker) && ![0xc4, 0xc8, 0xcc].contains(marker)
-                if isSOF {
-                    guard i + 10 <= head.count else { break }
-                    let h = Int(head[i + 5]) << 8 | Int(head[i + 6]), w = Int(head[i + 7]) << 8 | Int(head[i + 8])
-                    let c = Int(head[i + 9])
-                    guard w >= 1, h >= 1, c >= 1 else { throw MedprepError(.corruptImage, path: path, "JPEG frame header declares a '\(w)x\(h)' image with \(c) components.") }
-                    return flat(w, h, c)
-                }
-                if marker == 0xda || marker == 0xd9 || length < 2 { break }  // scan data or end before a frame header
-                i += 2 + length
-            }
-            throw MedprepError(.corruptImage, path: path, "JPEG has no frame header (SOF marker) in its first \(min(head.count, jpegScanLimit)) bytes.")
+            if let (w, h, c) = try jpegFrame(head, path: path) { return flat(w, h, c) }
+            throw MedprepError(.corruptImage, path: path, "JPEG has no frame header (SOF marker) in its first \(head.count) bytes.")
         }
         throw MedprepError(.unsupported, path: path, "unrecognised file type (expected .nii, .nii.gz, .hdr/.img, .png, .jpg or .jpeg).")
+    }
+
+    /// (width, height, components) from the first SOF marker in `head`; nil when `head` ends
+    /// (or the scan starts) before one.
+    static func jpegFrame(_ head: [UInt8], path: String) throws -> (Int, Int, Int)? {
+        // Markers: FF xx, then a big-endian length for every marker but SOI/EOI/RSTn/TEM.
+        var i = 2
+        while i + 4 <= head.count {
+            guard head[i] == 0xff else { return nil }
+            let marker = head[i + 1]
+            if marker == 0xff { i += 1; continue }  // fill byte
+            if marker == 0xd8 || marker == 0x01 || (0xd0...0xd7).contains(marker) { i += 2; continue }
+            let length = Int(head[i + 2]) << 8 | Int(head[i + 3])
+            if (0xc0...0xcf).contains(marker) && ![0xc4, 0xc8, 0xcc].contains(marker) {
+                guard i + 10 <= head.count else { return nil }
+                let h = Int(head[i + 5]) << 8 | Int(head[i + 6]), w = Int(head[i + 7]) << 8 | Int(head[i + 8])
+                let c = Int(head[i + 9])
+                guard w >= 1, h >= 1, c >= 1 else {
+                    throw MedprepError(.corruptImage, path: path, "JPEG frame header declares a '\(w)x\(h)' image with \(c) components.")
+                }
+                return (w, h, c)
+            }
+            if marker == 0xda || marker == 0xd9 || length < 2 { return nil }  // scan data or end before a frame header
+            i += 2 + length
+        }
+        return nil
     }
 
     static func be32(_ b: [UInt8], _ i: Int) -> Int {

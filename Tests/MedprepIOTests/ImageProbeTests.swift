@@ -54,6 +54,21 @@ import Testing
         }
     }
 
+    /// A JPEG whose APP segments push the frame header past the first 64 KiB read.
+    @Test func frameHeaderAfterLargeAppSegments() throws {
+        let src = Fixtures.root.appendingPathComponent("jpeg").appendingPathComponent("exif_orientation6.jpg").path
+        let original = try FileIO.readAll(src)
+        var bytes = Array(original.prefix(2))
+        for _ in 0..<2 { bytes += [0xff, 0xe2, 0xff, 0xfd] + [UInt8](repeating: 0x41, count: 0xfffd - 2) }
+        bytes += original.dropFirst(2)
+        let path = NSTemporaryDirectory() + "probe-\(UUID().uuidString).jpg"
+        try FileIO.writeAtomically(bytes, to: path)
+        defer { unlink(path) }
+        let p = try ImageProbe.probe(path: path)
+        let e = try #require(try Fixtures.expected("jpeg")["exif_orientation6.jpg"])
+        #expect(Array(p.dims.prefix(2)) == e.dims && p.channels == e.channels)
+    }
+
     @Test func truncatedPNGNamesTheFile() throws {
         let path = NSTemporaryDirectory() + "probe-\(UUID().uuidString).png"
         try FileIO.writeAtomically([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13], to: path)
