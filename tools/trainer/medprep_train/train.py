@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--index", required=True, help="index.json written by 'medprep convert' (or its folder)")
     g.add_argument("--fold", type=int, default=0, help="validation fold; training uses the k-1 others (default 0)")
     g.add_argument("--augment", default="flip,rot90",
-                   help="comma-separated: flip, rot90 (commute with the maps), intensity (image only), affine "
-                        "(warns: invalidates the maps), or none (default flip,rot90)")
+                   help="comma-separated: flip, rot90, intensity (image only), affine, or none (default flip,rot90); "
+                        "with online maps (maps.storage: online) every one is exact, the maps being computed from the "
+                        "augmented label; stored maps follow flips and turns exactly and warn under affine")
     g.add_argument("--verify-checksums", action="store_true", help="check every shard's SHA-256 against the index first")
     g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per rank (default 2)")
     g.add_argument("--val-max-samples", type=int, default=None, help="validate on at most this many slices")
