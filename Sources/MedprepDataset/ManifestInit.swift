@@ -169,7 +169,7 @@ extension ManifestInit.Inferred {
               let run = try? ConvertRun(options: ConvertOptions(datasetRoot: root, output: root + "/medprep-out"), manifest: m)
         else { return self }
         let plan = ConvertPreflight.plan(run: run)
-        guard plan.failure == nil || !plan.projections.isEmpty, plan.projections.count == 3 else { return self }
+        guard plan.projections.count == MapsSpec.Storage.allCases.count else { return self }
         let by = Dictionary(uniqueKeysWithValues: plan.projections.map { ($0.storage, $0) })
         let online = by[.online]!.bytes, dense = by[.dense]!.bytes, compact = by[.compact]!
         let ratio = online > 0 ? String(format: "%.0f", Double(dense) / Double(online)) : "?"

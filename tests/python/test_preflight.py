@@ -129,3 +129,19 @@ def test_not_enough_disk_fails_before_writing(synth, medprep, tmp_path, small_fi
     assert dry_run(medprep, online, out)["will_fail"] is False
     assert medprep("convert", online, "--out", out).returncode == 0
     assert medprep("verify", out).returncode == 0
+
+
+def test_manifest_init_writes_online_storage_with_the_projection(synth, medprep, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synth / "synth3d", data)
+    (data / "manifest.yaml").unlink()
+    proc = medprep("manifest", "init", data, "--out", "-")
+    assert proc.returncode == 0, proc.stderr
+    m = yaml.safe_load(proc.stdout)
+    assert m["maps"]["storage"] == "online"
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("# projected shards:"))
+    (data / "manifest.yaml").write_text(proc.stdout)
+    plan = dry_run(medprep, data, tmp_path / "out")
+    dense = plan["projected_bytes"]["dense"] / 2**20
+    online = plan["projected_bytes"]["online"] / 2**20
+    assert f"online {online:.1f} MiB" in line and f"dense {dense:.1f} MiB" in line, line

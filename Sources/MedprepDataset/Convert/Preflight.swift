@@ -192,7 +192,7 @@ public struct ConvertPreflight: Sendable {
 
 /// "812.4", "3.07 GiB": sizes for people (the JSON has the bytes).
 func mibText(_ bytes: Int) -> String {
-    bytes < 1 << 30 ? String(format: "%.1f", Double(bytes) / 1_048_576) : String(format: "%.2f GiB", Double(bytes) / 1_073_741_824)
+    bytes < 1 << 30 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576) : String(format: "%.2f GiB", Double(bytes) / 1_073_741_824)
 }
 
 extension ConvertPreflight.CaseGeometry {
