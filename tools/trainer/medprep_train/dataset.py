@@ -335,11 +335,14 @@ def boundary_offset(h: int, w: int, spacing_rc, scale: int, units: str, conventi
 
 
 def rrw_from_sdf(sdf: np.ndarray, offset: float) -> np.ndarray:
-    """RRW of a non-empty class from its float32 SDF plane (boundary or plain convention), bit for
-    bit what medprep's kernel computes: inside (sdf < offset / 2) ``-(offset - sdf) / (offset - min(sdf))``
-    in float64 rounded to float32, +1 outside."""
+    """RRW of non-empty classes from their float32 SDF planes ([h, w] or [P, h, w]; boundary or
+    plain convention), bit for bit what medprep's kernel computes: inside (sdf < offset / 2)
+    ``-(offset - sdf) / (offset - min(sdf))`` in float64 (min per plane) rounded to float32, +1
+    outside."""
+    sdf = np.asarray(sdf, dtype=np.float32)
     v = sdf.astype(np.float64)
-    inv = 1.0 / (offset - v.min())
+    lo = v.min(axis=(-2, -1), keepdims=True)
+    inv = 1.0 / (offset - lo)
     return np.where(sdf < np.float32(offset / 2), (-(offset - v) * inv).astype(np.float32), np.float32(1))
 
 
@@ -498,10 +501,10 @@ class MedprepDataset(Dataset):
                 off = boundary_offset(h, w, spacing, s, self.units, self.convention)
                 # A class present in the slice may be absent from label[::s, ::s]: its coarse
                 # maps are then the empty-class constants (SDF 0, RRW +1).
-                coarse = np.zeros(K, dtype=bool)
-                coarse[np.unique(np.asarray(f["label"][r])[::s, ::s])] = True
-                for c in np.nonzero(present & coarse)[0]:
-                    rrw[c] = rrw_from_sdf(np.asarray(sdf[c], dtype=np.float32), off)
+                coarse = np.bincount(np.asarray(f["label"][r])[::s, ::s].ravel(), minlength=K)[:K] > 0
+                derive = present & coarse
+                if derive.any():
+                    rrw[derive] = rrw_from_sdf(sdf[derive], off)
                 planes["rrw"] = rrw
             for m in self.maps:
                 if m in planes:
