@@ -32,8 +32,10 @@ def plot_curves(history: List[dict], out_dir: str) -> List[str]:
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ep, [h.get("train_loss") for h in history], "o-", label="train")
-    if any(h.get("val_loss") is not None for h in history):
-        ax.plot(ep, [h.get("val_loss") for h in history], "s-", label="validation")
+    # The trainer's history keeps the validation loss under h["val"]["loss"] (cv rows: "val_loss").
+    val = [h.get("val_loss", (h.get("val") or {}).get("loss")) for h in history]
+    if any(v is not None for v in val):
+        ax.plot(ep, val, "s-", label="validation")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")

@@ -125,3 +125,16 @@ def test_torchrun_two_processes_gloo(shards, tmp_path):
     assert all(x["world_size"] == 2 and x["iterations"] == 2 and x["samples"] == 8 for x in ranks)
     assert (out / "checkpoint.pt").exists()
     assert "world size 2" in p.stdout
+
+
+def test_loss_plot_shows_the_validation_loss(tmp_path, monkeypatch):
+    """loss.png from the history the trainer writes (validation loss under h['val']['loss'])."""
+    from medprep_train import plots
+
+    figs = []
+    monkeypatch.setattr(plots, "_atomic_savefig", lambda fig, path: figs.append((fig, path)))
+    history = [{"epoch": 1, "train_loss": 1.5, "val": {"loss": 1.4}}, {"epoch": 2, "train_loss": 1.2, "val": {"loss": 1.1}}]
+    plots.plot_curves(history, str(tmp_path))
+    fig, path = next(f for f in figs if f[1].endswith("loss.png"))
+    lines = {l.get_label(): list(l.get_ydata()) for l in fig.axes[0].get_lines()}
+    assert lines == {"train": [1.5, 1.2], "validation": [1.4, 1.1]}
