@@ -129,8 +129,7 @@ public struct OutputIndex: Sendable {
                         dims: g?["dims"]?.arrayValue?.compactMap(\.safeInt),
                         spacing: g?["spacing"]?.arrayValue?.compactMap(\.doubleValue),
                         orientation: g?["orientation"]?.stringValue,
-                        sliceSpacing: c["slice_spacing_mm"]?.arrayValue?.compactMap(\.doubleValue).count == 2
-                            ? c["slice_spacing_mm"]?.arrayValue?.compactMap(\.doubleValue) : nil)
+                        sliceSpacing: (c["slice_spacing_mm"]?.arrayValue?.compactMap(\.doubleValue)).flatMap { $0.count == 2 ? $0 : nil })
         }
     }
 
