@@ -46,7 +46,7 @@ public func medprep_slice_maps(
 /// Tells glibc to keep freed memory in the process (as `medprep convert` does): no separate
 /// mapping for large blocks, no trimming. A caller that allocates fresh output arrays for every
 /// sample (K·H·W floats each) then reuses pages instead of faulting and zeroing new ones: for
-/// 256² slices with 4 classes, 3.9 → 1.6 ms a sample. RSS no longer shrinks below its peak.
+/// 256² slices with 4 classes, 3.9 → 1.8 ms a sample. RSS no longer shrinks below its peak.
 /// Returns 1 when glibc took the settings.
 @_cdecl("medprep_maps_keep_freed_memory")
 public func medprep_maps_keep_freed_memory() -> Int32 { AllocatorTuning.keepFreedMemory() ? 1 : 0 }

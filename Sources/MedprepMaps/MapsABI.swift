@@ -51,11 +51,10 @@ enum MapsABI {
         let lb = UnsafeSendable(labels), sb = UnsafeSendable(spacing), so = UnsafeSendable(sdfOut), ro = UnsafeSendable(rrwOut)
         parallelFor(n, threads: min(threads, max(1, n))) { j in
             do {
-                let start = lb.value! + j * plane
-                let plane = Array(UnsafeBufferPointer(start: start, count: height * width))
+                let labels = Array(UnsafeBufferPointer(start: lb.value! + j * plane, count: plane))
                 // The shard grid is [W, H]: spacing [column, row].
                 let sp: [Double] = sb.value.map { p in [p[2 * j + 1], p[2 * j]] } ?? [1, 1]
-                try kernel.fill(labels: plane, height: height, width: width, spacing: sp, scale: scale,
+                try kernel.fill(labels: labels, height: height, width: width, spacing: sp, scale: scale,
                                 sdfOut: so.value.map { $0 + j * outPlane }, rrwOut: ro.value.map { $0 + j * outPlane })
             } catch {
                 failures.value[j] = MedprepError(.invalidArgument, "plane \(j): \((error as? MedprepError)?.message ?? "\(error)")")

@@ -94,9 +94,6 @@ public final class ConvertRun {
 
     let allCases: [CaseFiles]
 
-    /// The plan checked before anything is written (set by `run`).
-    public private(set) var preflight: ConvertPreflight?
-
     /// Error-level findings of `medprep validate` on this dataset (empty when skipped).
     public private(set) var validationErrors: [Finding] = []
 
@@ -117,9 +114,7 @@ public final class ConvertRun {
         }
         defer { _ = try? validation?.wait() }
         do {
-            let plan = ConvertPreflight.plan(run: self)
-            preflight = plan
-            if let failure = plan.failure {
+            if let failure = ConvertPreflight.plan(run: self).failure {
                 try awaitValidation(validation)  // validation's findings, when it has any, say more
                 throw MedprepError(.invalidArgument, path: options.output, "preflight: \(failure) Nothing was written (medprep convert --dry-run shows the plan).")
             }

@@ -479,9 +479,9 @@ class MedprepDataset(Dataset):
         compact = self.storage == "compact"
         present = f["class_presence"][r].astype(bool)
         h, w = f["label"].shape[-2:]
+        need_sdf = "sdf" in self.maps or ("rrw" in self.maps and self.rrw_from_sdf)
         for s in self.scales:
             suffix = "" if s == 1 else f"_s{s}"
-            need_sdf = "sdf" in self.maps or ("rrw" in self.maps and self.rrw_from_sdf)
             planes = {}
             for m in ("sdf", "rrw"):
                 name = m + suffix
