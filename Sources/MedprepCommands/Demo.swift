@@ -3,7 +3,8 @@ import Foundation
 import MedprepCore
 
 /// `medprep demo`: the whole job end to end on built-in synthetic data:
-/// synth → validate → convert → verify → inspect (previews) → a short training run.
+/// synth → validate → convert → verify → inspect (previews) → a training run long enough to
+/// segment the synthetic data (`medprep-train --demo`, which prints the final Dice).
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the whole pipeline on synthetic data: synth, validate, convert, verify, inspect, train.")
@@ -29,14 +30,14 @@ struct Demo: ParsableCommand {
         step("inspect", "synth3d with previews")
         try sub(["inspect", "\(shards)/synth3d", "--preview", "\(out)/preview"], optional: true)
         if noTrain { return }
-        step("train", "a short U-Net run on synth3d fold 0")
+        step("train", "a U-Net on synth3d fold 0 (about a minute on 2 CPU cores)")
         guard let exe = trainer ?? findTrainer() else {
             printNote("skipping training: medprep-train not found (tools/setup.sh --train installs it into .venv).")
             return
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["--index", "\(shards)/synth3d/index.json", "--fold", "0", "--out", "\(out)/train", "--demo-quick"]
+        p.arguments = ["--index", "\(shards)/synth3d/index.json", "--fold", "0", "--out", "\(out)/train", "--demo"]
             + (stderrIsTerminal ? [] : ["--no-progress"])
         try p.run()
         p.waitUntilExit()

@@ -99,8 +99,37 @@ def test_parts_and_merge_equal_one_run(outputs, medprep, tmp_path, storage):
     assert medprep("merge", out).returncode == 0
     merged = json.loads((out / "index.json").read_text())
     assert merged["maps"] == index["maps"] and merged["sample_count"] == index["sample_count"]
-    assert [c["slice_spacing_mm"] for c in merged["cases"]] == [c["slice_spacing_mm"] for c in index["cases"]]
+    for key in ("slice_spacing_mm", "slice_step_mm"):
+        assert [c[key] for c in merged["cases"]] == [c[key] for c in index["cases"]], key
     a, b = samples(whole, index), samples(out, merged)
     for k in a:
         assert np.array_equal(np.concatenate([v for _, v in a[k]]), np.concatenate([v for _, v in b[k]])), k
     assert medprep("verify", out).returncode == 0
+
+
+def test_slice_step_is_the_resampled_spacing_along_the_slice_axis(outputs, medprep, tmp_path):
+    """index.json's slice_step_mm against nibabel: the voxel size along the slice axis of the
+    RAS-reoriented source when the manifest keeps it, the target when it resamples that axis."""
+    import nibabel as nib
+    data, _, index = outputs["online"]
+    m = yaml.safe_load((data / "manifest.yaml").read_text())
+    assert m["geometry"]["target_spacing"][2] == "keep" and m["geometry"]["slice_axis"] == "z"
+    for c in index["cases"]:
+        src = next(s["path"] for s in c["sources"] if s["role"] == "image")
+        zooms = nib.as_closest_canonical(nib.load(str(data / src))).header.get_zooms()
+        assert c["slice_step_mm"] == pytest.approx(float(zooms[2]), rel=1e-6), c["id"]
+    # resampling the slice axis to 2.5 mm: the step is the target
+    data2 = tmp_path / "data"
+    shutil.copytree(data, data2)
+    m["geometry"]["target_spacing"][2] = 2.5
+    (data2 / "manifest.yaml").write_text(yaml.safe_dump(m, sort_keys=False))
+    assert medprep("convert", data2, "--out", tmp_path / "out").returncode == 0
+    resampled = json.loads((tmp_path / "out" / "index.json").read_text())
+    for c in resampled["cases"]:
+        # docs/normalisation.md: n' = round(n * spacing / target), recorded spacing = spacing * n / n'
+        src = next(s["path"] for s in c["sources"] if s["role"] == "image")
+        img = nib.as_closest_canonical(nib.load(str(data2 / src)))
+        n, sp = img.shape[2], float(img.header.get_zooms()[2])
+        n2 = max(1, int(np.round(n * sp / 2.5)))
+        assert c["slice_range"]["count"] == n2
+        assert c["slice_step_mm"] == pytest.approx(sp * n / n2, rel=1e-9), c["id"]

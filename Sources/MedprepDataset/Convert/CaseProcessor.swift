@@ -188,6 +188,9 @@ public enum CaseProcessor {
             ])),
             ("slice_axis", .string(axis.rawValue)),
             ("slice_spacing_mm", .numbers(slices.first.map { [$0.spacing[1], $0.spacing[0]] } ?? [1, 1])),
+            // The distance between consecutive slices: with slice_spacing_mm, the sampling of the
+            // stacked slices (HD95 in mm on a volume).
+            ("slice_step_mm", .number(imageVolume.spacing[axis.index])),
             ("fold", .int(plan.folds[c.id] ?? 0)),
         ]
         if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }

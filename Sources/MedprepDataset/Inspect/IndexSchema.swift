@@ -108,6 +108,7 @@ public enum IndexSchema {
                 closed: true, extra: nil)),
             ("slice_axis", .oneOf(["x", "y", "z"])),
             ("slice_spacing_mm", .array(.number(exclusiveMin: 0), min: 2, max: 2, unique: false)),
+            ("slice_step_mm", .number(exclusiveMin: 0)),
             ("slice_range", .object(required: ["first_sample", "count"],
                                     properties: [("first_sample", count), ("count", .integer(min: 1, max: nil))],
                                     closed: true, extra: nil)),

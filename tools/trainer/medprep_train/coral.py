@@ -7,9 +7,11 @@ shards (float64).
   l_ij = -log( exp(s_ij / t) / sum_{k != i, |p_i - p_k| >= |p_i - p_j|} exp(s_ik / t) ),
   weighted by w_ij = sigmoid(|p_i - p_j|); L_RAL = mean over all ordered pairs (i, j), i != j.
 - Ordinal alignment (OAL): for every pair with p_i < p_j, the unit direction
-  d_ij = normalize(f_j - f_i) is pulled towards a learnable direction u:
-  L_OAL = mean (1 - <d_ij, u / |u|>).
+  d_ij = normalize(f_j - f_i) of the raw (not normalised) projections is pulled towards a
+  learnable direction u: L_OAL = -mean <d_ij, u / |u|>.
 - s_ij the cosine similarity of the projections, temperature t = 0.1.
+
+Both follow the authors' code (github haoyiwang25/CORAL, loss/contrast_loss.py, ``CORALLoss``).
 """
 from __future__ import annotations
 
@@ -43,14 +45,16 @@ def ral_loss(z: torch.Tensor, p: torch.Tensor, temperature: float = 0.1) -> torc
 
 
 def oal_loss(z: torch.Tensor, p: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """Ordinal alignment loss: mean over pairs p_i < p_j of 1 - cos(f_j - f_i, u)."""
-    z = F.normalize(z, dim=1)
+    """Ordinal alignment loss: -mean over pairs p_i < p_j of cos(z_j - z_i, u), on the raw
+    projections as the reference's ``_compute_oal_loss`` (normalising z first would measure
+    directions on the sphere and change the gradients). In [-1, 1]; -1 when every step
+    follows u."""
     u = F.normalize(direction, dim=0)
     i, j = torch.nonzero(p[:, None] < p[None, :], as_tuple=True)
     if i.numel() == 0:
         return z.sum() * 0 + direction.sum() * 0
     d = F.normalize(z[j] - z[i], dim=1)
-    return (1 - d @ u).mean()
+    return -(d @ u).mean()
 
 
 class CoralNet(nn.Module):
@@ -63,7 +67,7 @@ class CoralNet(nn.Module):
         self.encoder = Encoder(in_channels, depth, width, norm)
         c = self.encoder.channels[-1]
         self.projector = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim))
-        self.direction = nn.Parameter(F.normalize(torch.randn(proj_dim), dim=0))
+        self.direction = nn.Parameter(torch.randn(proj_dim))  # N(0, 1) as the reference's v_prog
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.encoder(x)[-1].mean((2, 3))
@@ -79,8 +83,9 @@ def coral_loss(z: torch.Tensor, p: torch.Tensor, direction: torch.Tensor, temper
 
 def two_views(image: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Two augmented views of a batch [B, C, H, W] -> [2B, C, H, W]: random resized crop
-    (scale 0.7-1), random intensity scale/shift and Gaussian noise; no flips (they would reverse
-    anatomy, which the positions order)."""
+    (scale 0.7-1), random horizontal and vertical flips (p = 0.5 each, as in the reference's
+    augmentations: an in-plane flip does not change a slice's position along the volume), random
+    intensity scale/shift and Gaussian noise."""
     b, c, h, w = image.shape
     views = []
     for _ in range(2):
@@ -91,6 +96,9 @@ def two_views(image: torch.Tensor, generator: Optional[torch.Generator] = None) 
         theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = scale, scale, tx, ty
         grid = F.affine_grid(theta.to(image.dtype), [b, c, h, w], align_corners=False).to(image.device)
         v = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        for axis in (-1, -2):
+            flip = (torch.rand(b, generator=generator) < 0.5).to(image.device)
+            v = torch.where(flip.view(b, 1, 1, 1), v.flip(axis), v)
         gain = torch.empty(b, 1, 1, 1).uniform_(0.8, 1.2, generator=generator).to(image.device)
         bias = torch.empty(b, 1, 1, 1).uniform_(-0.2, 0.2, generator=generator).to(image.device)
         noise = torch.randn(v.shape, generator=generator).to(image.device) * 0.05

@@ -30,7 +30,7 @@ def _flat(final: dict) -> Dict[str, Optional[float]]:
         row[f"dice_{n}"] = v
     for n, v in (final.get("hd95") or {}).items():
         row[f"hd95_{n}"] = v
-    for key in ("contact_surface_error", "unimodal_share", "loss"):
+    for key in ("contact_surface_error", "unimodal_share", "unimodal_share_ties", "loss"):
         if key in final:
             row["val_loss" if key == "loss" else key] = final[key]
     return row

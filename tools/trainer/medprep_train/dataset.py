@@ -128,6 +128,18 @@ class MedprepIndex:
                              for c in self.cases}
         return self._spacing.get(int(case_index), (1.0, 1.0))
 
+    @property
+    def records_slice_step(self) -> bool:
+        """Whether every case records ``slice_step_mm`` (indexes before it was added do not)."""
+        return all("slice_step_mm" in c for c in self.cases)
+
+    def case_geometry(self, case_index: int) -> tuple:
+        """(slice step mm, row mm, column mm) of a case's shard slices: the distance between
+        consecutive slices (index.json ``slice_step_mm``) and `case_spacing`."""
+        if not hasattr(self, "_step"):
+            self._step = {int(c["case_index"]): float(c.get("slice_step_mm", 1.0)) for c in self.cases}
+        return (self._step.get(int(case_index), 1.0),) + self.case_spacing(case_index)
+
     def ordinal_ranks(self) -> List[int]:
         """Each class's ordinal rank (index.json `ordinal_rank`, else its index)."""
         return [int(c.get("ordinal_rank", i)) for i, c in enumerate(self.classes)]
@@ -350,6 +362,29 @@ def rrw_from_sdf(sdf: np.ndarray, offset: float) -> np.ndarray:
 # Dataset
 
 
+def _inexact_for_stored(kinds: Sequence[str], shape_hw, scales: Sequence[int]) -> bool:
+    """Whether moving stored maps with these augmentations would not give the maps of the
+    augmented label: a resampling augmentation, or flips of coarse maps whose grid
+    label[::s, ::s] does not flip onto itself ((H - 1) or (W - 1) not a multiple of s)."""
+    if any(k in UNSAFE_AUGMENTATIONS for k in kinds):
+        return True
+    if "flip" in kinds and shape_hw is not None:
+        h, w = shape_hw
+        return any(s > 1 and ((h - 1) % s or (w - 1) % s) for s in scales)
+    return False
+
+
+def _maps_library_loads() -> bool:
+    """libmedprep_maps is found and loads (else stored maps are moved as before, with a warning)."""
+    from . import mapslib
+    try:
+        mapslib.load()
+        return True
+    except mapslib.MapsLibraryError:
+        return False
+
+
+
 def _tensor_f32(v: np.ndarray) -> torch.Tensor:
     """float32 tensor; a view of the (copy-on-write) map when the array is already contiguous
     float32, so the only copy is the DataLoader's collation into the batch."""
@@ -400,8 +435,14 @@ class MedprepDataset(Dataset):
             shape_hw = tuple(self._shard(0)["label"].shape[-2:])
             self._files, self._pid = {}, None  # stay lazy: each process maps the shards on first use
         self.shape_hw = shape_hw
-        self.augmenter = Augmenter(parse_augment(augment), shape_hw=shape_hw, scales=self.scales, seed=seed,
-                                   online_maps=self.online)
+        kinds = parse_augment(augment)
+        #: maps computed from the label after augmentation: always for online storage; for stored
+        #: maps when an augmentation would move them inexactly (affine, or flips of coarse maps
+        #: whose grid does not flip onto itself), if libmedprep_maps is there.
+        self.recompute = self.online or (bool(self.maps) and _inexact_for_stored(kinds, shape_hw, self.scales)
+                                         and _maps_library_loads())
+        self.augmenter = Augmenter(kinds, shape_hw=shape_hw, scales=self.scales, seed=seed,
+                                   online_maps=self.recompute)
 
     # pickling for DataLoader workers: drop the maps, each worker reopens its own.
     def __getstate__(self):
@@ -459,6 +500,11 @@ class MedprepDataset(Dataset):
                 out.update(self._stored_maps(f, r, out["spacing"]))
         return out
 
+    def label_of(self, sample: int) -> np.ndarray:
+        """The label [H, W] of a global sample number (a view of the shard)."""
+        k, r = self.locate(int(sample))
+        return self._shard(k)["label"][r]
+
     def online_maps(self, label: np.ndarray, spacing) -> dict:
         """The maps of `label` at every requested scale, computed by medprep's kernel."""
         from . import mapslib
@@ -511,13 +557,18 @@ class MedprepDataset(Dataset):
                     out[m + suffix] = planes[m]
         return out
 
-    def __getitem__(self, i: int) -> dict:
-        # Online maps are computed after augmentation, from the augmented label: exact for any
-        # augmentation (a flip moves the virtual pixel of a full class too, see docs/trainer.md).
-        s = self.raw(i, maps=not self.online)
-        rng = np.random.default_rng([self.seed, self.epoch, int(s["sample"])])
+    def __getitem__(self, i) -> dict:
+        """Sample i (augmented for this dataset's epoch), or ``(epoch, i)`` as `EpochSampler`
+        yields: the augmentation draws depend only on (seed, epoch, sample)."""
+        epoch = self.epoch
+        if isinstance(i, tuple):
+            epoch, i = i
+        # Recomputed maps come from the augmented label: exact for any augmentation (a flip
+        # moves the virtual pixel of a full class too, see docs/trainer.md).
+        s = self.raw(i, maps=not self.recompute)
+        rng = np.random.default_rng([self.seed, int(epoch), int(s["sample"])])
         s = self.augmenter(s, rng)
-        if self.online and self.maps:
+        if self.recompute and self.maps:
             s.update(self.online_maps(s["label"], s["spacing"]))
         spacing = s.pop("spacing", None)
         out = {}

@@ -164,36 +164,65 @@ def qul_pixel(probs: torch.Tensor, y: torch.Tensor, margin: float = 0.05) -> tor
     return close + distant
 
 
-def contact_cost(k: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """C[k, l] = 1 when classes k and l (rank order) are more than one step apart."""
+#: ``--contact-cost``: the cost of two neighbours taking classes k and l (rank order).
+CONTACT_COSTS = ("distance", "binary")
+#: ``--contact-norm``: what the summed pair costs are divided by.
+CONTACT_NORMS = ("pairs", "none")
+
+
+def contact_cost(k: int, cost: str = "distance", device=None, dtype=torch.float32) -> torch.Tensor:
+    """C[k, l] for classes in rank order: 0 for |k - l| <= 1; otherwise |k - l| - 1 ('distance',
+    the reference's ``ordinal_multiplier``: more weight to more distant classes) or 1 ('binary')."""
+    if cost not in CONTACT_COSTS:
+        raise ValueError(f"contact cost '{cost}' is unknown; expected {' or '.join(CONTACT_COSTS)}.")
     r = torch.arange(k, device=device)
-    return ((r[:, None] - r[None, :]).abs() > 1).to(dtype)
+    gap = (r[:, None] - r[None, :]).abs()
+    far = gap > 1
+    return (far * (gap - 1) if cost == "distance" else far).to(dtype)
 
 
-def contact_pairs(probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Contact-surface penalty per 4-neighbour pair (after Cristino, Cruz & Cardoso's CSNP with a
-    0/1 cost): for neighbours a, b, sum_{|k-l|>1} p_a(k) p_b(l), the probability that the two
-    pixels take classes more than one step apart. Returns (horizontal [B,H,W-1], vertical [B,H-1,W])."""
-    c = contact_cost(probs.shape[1], probs.device, probs.dtype)
+def contact_pair_count(k: int, norm: str = "pairs") -> int:
+    """The divisor of the summed penalty: the number of ordered class pairs more than one step
+    apart, (K - 1)(K - 2) ('pairs', as the reference's ``count``), or 1 ('none'); 1 when K < 3."""
+    if norm not in CONTACT_NORMS:
+        raise ValueError(f"contact normalisation '{norm}' is unknown; expected {' or '.join(CONTACT_NORMS)}.")
+    return max((k - 1) * (k - 2), 1) if norm == "pairs" else 1
+
+
+def contact_pairs(probs: torch.Tensor, cost: str = "distance", norm: str = "pairs") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Contact-surface penalty per 4-neighbour pair (Cristino, Cruz & Cardoso's CSNP; reference
+    ``neighbor_term_v4`` in rafaavc/ordinal-semantic-segmentation, src/losses/contact_surface_tv_v4.py):
+    for neighbours a (left / upper) and b, sum_{k,l} C[k, l] p_a(k) p_b(l) / N_pairs.
+    Returns (horizontal [B,H,W-1], vertical [B,H-1,W])."""
+    k = probs.shape[1]
+    c = contact_cost(k, cost, probs.device, probs.dtype) / contact_pair_count(k, norm)
     cp = torch.einsum("kl,blhw->bkhw", c, probs)  # (C p_b)_k at every pixel
     h = (probs[..., :, :-1] * cp[..., :, 1:]).sum(1)
     v = (probs[..., :-1, :] * cp[..., 1:, :]).sum(1)
     return h, v
 
 
-def contact_loss_term(probs: torch.Tensor) -> torch.Tensor:
-    """Mean over horizontal pairs and mean over vertical pairs, averaged (one scalar)."""
-    h, v = contact_pairs(probs)
+def contact_loss_term(probs: torch.Tensor, cost: str = "distance", norm: str = "pairs") -> torch.Tensor:
+    """Mean over horizontal pairs and mean over vertical pairs, averaged (one scalar); with the
+    defaults this is the reference's ``neighbor_term_v4`` exactly."""
+    h, v = contact_pairs(probs, cost, norm)
     parts = [t.mean() for t in (h, v) if t.numel()]
     return sum(parts) / len(parts) if parts else probs.sum() * 0
 
 
-def contact_pixel(probs: torch.Tensor) -> torch.Tensor:
+def contact_pixel(probs: torch.Tensor, cost: str = "distance", norm: str = "pairs") -> torch.Tensor:
     """Pixel map of the contact penalty for the Top-k envelope: each pair is charged to its
-    first pixel (left / upper), directions averaged; the last column / row gets 0 for that
-    direction."""
-    h, v = contact_pairs(probs)
-    return 0.5 * (F.pad(h, (0, 1)) + F.pad(v, (0, 0, 0, 1)))
+    first pixel (left / upper), scaled so that the map's mean over the H x W pixels equals
+    `contact_loss_term` (horizontal pairs by W / (W - 1), vertical by H / (H - 1)); the last
+    column / row gets 0 for that direction."""
+    h, v = contact_pairs(probs, cost, norm)
+    H, W = probs.shape[-2:]
+    parts = []
+    if W > 1:
+        parts.append(F.pad(h, (0, 1)) * (W / (W - 1)))
+    if H > 1:
+        parts.append(F.pad(v, (0, 0, 0, 1)) * (H / (H - 1)))
+    return sum(parts) / len(parts) if parts else probs.sum(1) * 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +366,8 @@ class LossConfig:
     dice_classes: Optional[List[int]] = None
     ordinal_lambda: Optional[float] = None
     ordinal_margin: float = 0.05
+    contact_cost: str = "distance"
+    contact_norm: str = "pairs"
     ranks: Optional[List[int]] = None
     envelope: Optional[EnvelopeConfig] = None
     deep_supervision_weights: str = "halving"
@@ -352,6 +383,8 @@ class SegLoss:
         self.terms = parse_loss_spec(cfg.spec)
         if cfg.schedule not in ("none", "gradual", "kervadec"):
             raise ValueError(f"schedule '{cfg.schedule}' is unknown; expected none, gradual or kervadec.")
+        contact_cost(3, cfg.contact_cost)  # reject unknown names before the first batch
+        contact_pair_count(3, cfg.contact_norm)
         names = [t for t, _ in self.terms]
         self.needs = {"sdf": "boundary" in names, "rrw": "rrw" in names}
 
@@ -382,7 +415,8 @@ class SegLoss:
             po, yo = rank_order(probs, label, self.cfg.ranks)
             m = self.cfg.ordinal_margin
             term = {"qul": lambda: qul_pixel(po, yo, m), "co2": lambda: co2_pixel(po, yo, m),
-                    "emse": lambda: expectation_mse_pixel(po, yo), "contact": lambda: contact_pixel(po)}[t]()
+                    "emse": lambda: expectation_mse_pixel(po, yo),
+                    "contact": lambda: contact_pixel(po, self.cfg.contact_cost, self.cfg.contact_norm)}[t]()
             return ce_pixel(logits, label) + self._lam(t) * term
         return None
 
@@ -393,7 +427,8 @@ class SegLoss:
             return cdc_image(probs, label, self.cfg.dice_classes).mean()
         if t == "contact":
             po, _ = rank_order(probs, label, self.cfg.ranks)
-            return ce_pixel(logits, label).mean() + self._lam(t) * contact_loss_term(po)
+            return ce_pixel(logits, label).mean() + self._lam(t) * contact_loss_term(po, self.cfg.contact_cost,
+                                                                                   self.cfg.contact_norm)
         return self._pixel_term(t, logits, probs, label, batch, suffix).mean()
 
     def _image_term(self, t, logits, probs, label, batch, suffix):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -118,13 +118,27 @@ def contact_surface_error(counts: np.ndarray) -> float:
     return float(np.mean(shares))
 
 
-def unimodal_mask(probs: torch.Tensor) -> torch.Tensor:
+def unimodal_mask_ties(probs: torch.Tensor) -> torch.Tensor:
     """[B, K, H, W] -> bool [B, H, W]: the distribution never rises again after it has fallen
-    (p non-decreasing up to some class, non-increasing after it; ties allowed)."""
+    (p non-decreasing up to some class, non-increasing after it; exact comparisons, ties allowed).
+    medprep's lenient variant (``unimodal_share_ties``)."""
     d = probs[:, 1:] - probs[:, :-1]
     fell = torch.cummax((d < 0).to(torch.int8), dim=1).values.bool()  # a strict fall at or before step k
     rises_after_fall = (d > 0)[:, 1:] & fell[:, :-1]
     return ~rises_after_fall.any(1)
+
+
+def unimodal_mask(probs: torch.Tensor) -> torch.Tensor:
+    """[B, K, H, W] -> bool [B, H, W], the segmentation paper's definition (reference
+    ``is_unimodal_segmentation`` in rafaavc/ordinal-semantic-segmentation, src/metrics/unimodal.py):
+    the steps p_0 - 0, p_1 - p_0, ..., p_{K-1} - p_{K-2}, 0 - p_{K-1}, each rounded to 0.01, have
+    signs that change exactly once (+ ... + then - ... -). A step that rounds to 0 (flat) has
+    sign 0 and so breaks unimodality, including the first and last steps: a pixel whose first or
+    last class has p < 0.005 is not unimodal."""
+    zero = probs.new_zeros(probs.shape[:1] + (1,) + probs.shape[2:])
+    steps = torch.diff(probs, dim=1, prepend=zero, append=zero)
+    signs = torch.sign(torch.round(steps, decimals=2))
+    return torch.count_nonzero(torch.diff(signs, dim=1), dim=1) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,23 +150,38 @@ class SegMetrics:
 
     Dice per class: per case from the case's TP/FP/FN over all its slices, then the mean over the
     cases where the class is present in the ground truth or the prediction. HD95 per class: per
-    case on the stacked slices (2D for a one-slice case, 3D otherwise) in voxel units of the shard
-    grid (``spacing`` overrides), mean over the cases where both are non-empty.
+    case on the stacked slices (2D for a one-slice case, 3D otherwise), mean over the cases where
+    both are non-empty. Units: ``case_spacing(case_index)`` gives (slice step, row, column) in mm
+    (index.json ``slice_step_mm`` and ``slice_spacing_mm``): HD95 in mm; a validation subset
+    taking every s-th slice of a case stacks them with step s x slice step. Without it, voxels of
+    the shard grid (``spacing`` overrides with one fixed spacing).
     """
 
     def __init__(self, num_classes: int, ordinal: bool = False, ranks: Optional[Sequence[int]] = None,
                  class_names: Optional[Sequence[str]] = None, spacing: Optional[Sequence[float]] = None,
-                 hd: bool = True):
+                 hd: bool = True, case_spacing: Optional[Callable[[int], Sequence[float]]] = None):
         self.k = num_classes
         self.ordinal = ordinal
         self.ranks = list(ranks) if ranks is not None else None
         self.names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.spacing = spacing
+        self.case_spacing = case_spacing
         self.hd = hd
         self.cases: Dict[int, Dict[int, tuple]] = defaultdict(dict)
         self.contact = np.zeros((2, 2), dtype=np.int64)
         self.unimodal = 0
+        self.unimodal_ties = 0
         self.pixels = 0
+
+    def _hd_spacing(self, case: int, order: Sequence[int], ndim: int) -> Optional[List[float]]:
+        """The sampling of a case's stacked slices for HD95 (None: voxels)."""
+        if self.case_spacing is not None:
+            step, row, col = (float(v) for v in self.case_spacing(case))
+            if ndim == 2:
+                return [row, col]
+            gaps = np.diff(np.asarray(order, dtype=np.float64))
+            return [step * float(gaps.mean()), row, col]
+        return None if self.spacing is None else list(self.spacing)[-ndim:]
 
     def update(self, probs: torch.Tensor, label: torch.Tensor, case_index: Sequence[int], slice_index: Sequence[int]):
         pred = probs.argmax(1)
@@ -166,6 +195,7 @@ class SegMetrics:
                 perm = sorted(range(self.k), key=lambda c: (self.ranks[c], c))
                 po = probs[:, perm]
             self.unimodal += int(unimodal_mask(po).sum())
+            self.unimodal_ties += int(unimodal_mask_ties(po).sum())
             self.pixels += int(pred.numel())
 
     def compute(self) -> dict:
@@ -182,11 +212,11 @@ class SegMetrics:
                     dices[c].append(d[c])
                 if self.hd and c > 0:
                     p3, g3 = (pv[0], gv[0]) if len(order) == 1 else (pv, gv)
-                    sp = None if self.spacing is None else (list(self.spacing)[-p3.ndim:])
-                    h = hd95(p3 == c, g3 == c, sp)
+                    h = hd95(p3 == c, g3 == c, self._hd_spacing(ci, order, p3.ndim))
                     if not math.isnan(h):
                         hds[c].append(h)
-        out = {"cases": len(self.cases), "dice": {}, "hd95": {}}
+        out = {"cases": len(self.cases), "dice": {}, "hd95": {},
+               "hd95_units": "px" if self.case_spacing is None and self.spacing is None else "mm"}
         for c in range(self.k):
             out["dice"][self.names[c]] = float(np.mean(dices[c])) if dices[c] else None
             if c > 0 and self.hd:
@@ -198,4 +228,5 @@ class SegMetrics:
         if self.ordinal:
             out["contact_surface_error"] = contact_surface_error(self.contact)
             out["unimodal_share"] = self.unimodal / self.pixels if self.pixels else None
+            out["unimodal_share_ties"] = self.unimodal_ties / self.pixels if self.pixels else None
         return out

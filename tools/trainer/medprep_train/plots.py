@@ -46,7 +46,8 @@ def plot_curves(history: List[dict], out_dir: str) -> List[str]:
     _atomic_savefig(fig, p)
     paths.append(p)
 
-    panels = [("dice", "Dice per class", False), ("hd95", "HD95 per class (px)", False)]
+    units = next((h["val"].get("hd95_units") for h in history if h.get("val")), "px")
+    panels = [("dice", "Dice per class", False), ("hd95", f"HD95 per class ({units})", False)]
     ordinal = any("contact_surface_error" in h.get("val", {}) for h in history)
     fig, axes = plt.subplots(1, 3 if ordinal else 2, figsize=(15 if ordinal else 10, 4))
     all_names: List[str] = []  # one colour per class across panels
@@ -72,7 +73,8 @@ def plot_curves(history: List[dict], out_dir: str) -> List[str]:
             ax.legend(fontsize=8)
     if ordinal:
         ax = axes[2]
-        for key, lab in (("contact_surface_error", "contact-surface error"), ("unimodal_share", "unimodal pixels")):
+        for key, lab in (("contact_surface_error", "contact-surface error"), ("unimodal_share", "unimodal pixels (paper)"),
+                         ("unimodal_share_ties", "unimodal pixels (ties allowed)")):
             ys = [h.get("val", {}).get(key) for h in history]
             ax.plot(ep, [np.nan if y is None else y for y in ys], "o-", label=lab)
         ax.set_title("Ordinal metrics")

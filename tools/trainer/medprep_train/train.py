@@ -7,6 +7,7 @@ Multi-node:       torchrun --nnodes N --node_rank R --master_addr HOST --nproc_p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -20,12 +21,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 
 from .dataset import MedprepDataset, MedprepIndex, MedprepIndexError, parse_augment
-from .losses import ALL_TERMS, EnvelopeConfig, LossConfig, Sched, SegLoss, parse_loss_spec
+from .losses import ALL_TERMS, CONTACT_COSTS, CONTACT_NORMS, EnvelopeConfig, LossConfig, Sched, SegLoss, parse_loss_spec
 from .metrics import SegMetrics
 from .model import build_unet, load_encoder
+from .precision import AMP_MODES, Precision
+from .sampling import EpochSampler, overlay_samples, spread_samples
 
 
 def _int_list(s: Optional[str]) -> Optional[List[int]]:
@@ -34,22 +36,33 @@ def _int_list(s: Optional[str]) -> Optional[List[int]]:
     return [int(x) for x in s.split(",") if x.strip()]
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's line breaks and appends every option's default to its help
+    (except options whose default is 'not set' or off)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medprep-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="medprep-train", description=__doc__, formatter_class=_HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--index", required=True, help="index.json written by 'medprep convert' (or its folder)")
-    g.add_argument("--fold", type=int, default=0, help="validation fold; training uses the k-1 others (default 0)")
+    g.add_argument("--fold", type=int, default=0, help="validation fold; training uses the k-1 others")
     g.add_argument("--augment", default="flip,rot90",
-                   help="comma-separated: flip, rot90, intensity (image only), affine, or none (default flip,rot90); "
-                        "with online maps (maps.storage: online) every one is exact, the maps being computed from the "
-                        "augmented label; stored maps follow flips and turns exactly and warn under affine")
+                   help="comma-separated: flip, rot90, intensity (image only), affine, or none; every one is exact for "
+                        "the maps: online maps (maps.storage: online) are computed from the augmented label, stored "
+                        "maps follow flips and turns and are recomputed from the label where moving them would not "
+                        "be exact (affine, coarse deep-supervision maps)")
     g.add_argument("--verify-checksums", action="store_true", help="check every shard's SHA-256 against the index first")
-    g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per rank (default 2)")
-    g.add_argument("--val-max-samples", type=int, default=None, help="validate on at most this many slices")
+    g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per rank (the batches and losses do not depend on it)")
+    g.add_argument("--val-max-samples", type=int, default=None, help="validate on at most this many slices, spread over every validation case at a constant stride per case")
     g = p.add_argument_group("model")
-    g.add_argument("--depth", type=int, default=4, help="U-Net levels below full resolution (default 4)")
-    g.add_argument("--width", type=int, default=32, help="channels of the first level, doubled per level (default 32)")
-    g.add_argument("--norm", default="batch", choices=["batch", "instance", "group", "none"])
+    g.add_argument("--depth", type=int, default=4, help="U-Net levels below full resolution")
+    g.add_argument("--width", type=int, default=32, help="channels of the first level, doubled per level")
+    g.add_argument("--norm", default="batch", choices=["batch", "instance", "group", "none"], help="normalisation layers")
     g.add_argument("--deep-supervision", action="store_true",
                    help="extra heads at the index's map scales > 1 (uses the sdf_s{s} / rrw_s{s} maps)")
     g = p.add_argument_group("loss")
@@ -61,30 +74,43 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--boundary-classes", default=None, help="classes of the boundary loss (default 1..K-1)")
     g.add_argument("--dice-classes", default=None, help="classes of dice/cdc (default: all for dice, 1..K-1 for cdc)")
     g.add_argument("--ordinal-lambda", type=float, default=None, help="lambda of CE + lambda*term for qul/emse/co2/contact")
-    g.add_argument("--ordinal-margin", type=float, default=0.05, help="margin of the qul and co2 terms (default 0.05)")
+    g.add_argument("--ordinal-margin", type=float, default=0.05, help="margin of the qul and co2 terms")
+    g.add_argument("--contact-cost", default="distance", choices=list(CONTACT_COSTS),
+                   help="cost of neighbours k, l more than one step apart: |k-l| - 1 (distance, the reference's) or 1 (binary)")
+    g.add_argument("--contact-norm", default="pairs", choices=list(CONTACT_NORMS),
+                   help="divide the contact penalty by the (K-1)(K-2) class pairs it sums (pairs, the reference's) or not (none)")
     g.add_argument("--envelope", default="none", choices=["none", "topk"], help="Top-k / bottom-all-but-sigma envelope")
-    g.add_argument("--topk-sigma", type=float, default=1.0, help="pixels above mean + sigma*std are dropped (default 1)")
-    g.add_argument("--topk-pixel", default="hard", choices=["hard", "sigmoid"])
-    g.add_argument("--topk-pixel-tau", default="0.1", help="pixel sigmoid temperature, 'V' or 'START:END' over epochs")
+    g.add_argument("--topk-sigma", type=float, default=1.0, help="pixels above mean + sigma*std are dropped")
+    g.add_argument("--topk-pixel", default="hard", choices=["hard", "sigmoid"], help="pixel weights: 0/1 or sigmoid")
+    g.add_argument("--topk-pixel-tau", default="0.1", help="pixel sigmoid temperature (w = sigmoid((t - l) / tau); the "
+                   "paper's sharpness is 1 / tau), 'V' or 'START:END' over epochs")
     g.add_argument("--topk-k", default="1.0", help="images emphasised: a fraction of the batch (<= 1; 1 = all) or a count (> 1); 'V' or 'START:END' over epochs")
-    g.add_argument("--topk-image", default="sigmoid", choices=["hard", "sigmoid"])
-    g.add_argument("--topk-tau", default="0.1", help="image sigmoid temperature, 'V' or 'START:END' over epochs")
+    g.add_argument("--topk-image", default="sigmoid", choices=["hard", "sigmoid"], help="image weights: 0/1 or sigmoid")
+    g.add_argument("--topk-tau", default="0.1", help="image sigmoid temperature (the paper's sharpness is 1 / tau), "
+                   "'V' or 'START:END' over epochs")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=50)
+    g.add_argument("--epochs", type=int, default=50, help="training epochs")
+    g.add_argument("--amp", default="none", choices=list(AMP_MODES),
+                   help="mixed precision: bf16 autocast (CPU and CUDA) or fp16 autocast with a gradient scaler (CUDA); "
+                        "losses and metrics are computed in float32")
+    g.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and its inputs")
     g.add_argument("--iters-per-epoch", type=int, default=None, help="stop an epoch after this many batches")
     g.add_argument("--batch-size", type=int, default=8, help="per rank")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=1e-5)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    g.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay")
+    g.add_argument("--seed", type=int, default=0, help="model initialisation, shuffling and augmentation draws")
     g.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     g.add_argument("--resume", default=None, help="checkpoint.pt to continue from")
     g = p.add_argument_group("CORAL pretraining")
     g.add_argument("--coral-epochs", type=int, default=0, help="pretrain the encoder with CORAL for N epochs first")
-    g.add_argument("--coral-iters-per-epoch", type=int, default=None)
-    g.add_argument("--coral-lr", type=float, default=1e-3)
-    g.add_argument("--coral-temperature", type=float, default=0.1)
-    g.add_argument("--coral-oal-weight", type=float, default=1.0)
+    g.add_argument("--coral-iters-per-epoch", type=int, default=None, help="stop a CORAL epoch after this many batches")
+    g.add_argument("--coral-lr", type=float, default=1e-3, help="Adam learning rate of the pretraining")
+    g.add_argument("--coral-temperature", type=float, default=0.1, help="temperature of the relational ranking loss")
+    g.add_argument("--coral-oal-weight", type=float, default=1.0, help="weight of the ordinal alignment loss")
     g.add_argument("--pretrained-encoder", default=None, help="encoder weights (coral_encoder.pt) to start from")
+    g = p.add_argument_group("validation")
+    g.add_argument("--hd95-units", default="mm", choices=["mm", "px"],
+                   help="HD95 in mm (the processed spacing index.json records per case) or in voxels of the shard grid")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output folder (default runs/fold<F>)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
@@ -93,19 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overlays", type=int, default=4, help="prediction overlays to draw (0: none)")
     g.add_argument("--no-plots", action="store_true")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--demo", action="store_true",
+                   help="the demo's run: about a minute on 2 CPU cores (12 epochs, width 16, depth 3, lr 3e-3), long "
+                        "enough to segment the synthetic data; prints the final Dice and where the curves and overlays are")
     g.add_argument("--demo-quick", action="store_true",
-                   help="a short run with a tiny model (2 epochs of 3 batches, width 8, depth 3) that prints where the curves and overlays are")
+                   help="a smoke run with a tiny model (2 epochs of 3 batches, width 8, depth 3)")
     return p
 
 
 def _apply_demo(a: argparse.Namespace) -> None:
-    a.epochs = 2 if a.epochs == 50 else a.epochs
-    a.iters_per_epoch = a.iters_per_epoch or 3
-    a.width = 8 if a.width == 32 else a.width
+    """The --demo / --demo-quick presets; options the user gave keep their values."""
+    quick = a.demo_quick
+    a.epochs = (2 if quick else 12) if a.epochs == 50 else a.epochs
+    a.lr = 3e-3 if a.lr == 1e-3 and not quick else a.lr
+    a.iters_per_epoch = a.iters_per_epoch or (3 if quick else None)
+    a.width = (8 if quick else 16) if a.width == 32 else a.width
     a.depth = 3 if a.depth == 4 else a.depth
-    a.batch_size = 4 if a.batch_size == 8 else a.batch_size
-    a.val_max_samples = a.val_max_samples or 24
-    a.workers = 0 if a.workers == 2 else a.workers
+    a.batch_size = 4 if a.batch_size == 8 and quick else a.batch_size
+    a.val_max_samples = a.val_max_samples or (24 if quick else None)
+    a.workers = (0 if quick else 1) if a.workers == 2 else a.workers
 
 
 def _atomic_write(path: str, text: str) -> None:
@@ -166,12 +198,12 @@ def _to(batch: dict, device) -> dict:
 
 
 def _loader(ds, batch_size, shuffle, workers, d: Dist, seed: int, drop_last=False):
-    sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, shuffle=shuffle, seed=seed) if d.enabled else None
+    """A DataLoader whose batches depend only on (seed, epoch): see `EpochSampler`."""
+    sampler = EpochSampler(ds, shuffle=shuffle, seed=seed, world=d.world, rank=d.rank)
     g = torch.Generator()
     g.manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=(shuffle and sampler is None), sampler=sampler,
-                      num_workers=workers, drop_last=drop_last, persistent_workers=workers > 0, generator=g,
-                      pin_memory=d.device.type == "cuda"), sampler
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
+                      persistent_workers=workers > 0, generator=g, pin_memory=d.device.type == "cuda"), sampler
 
 
 def _bar(it, total, desc, enabled):
@@ -181,22 +213,21 @@ def _bar(it, total, desc, enabled):
     return tqdm(it, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
-def coral_pretrain(a, d: Dist, index: MedprepIndex, train_samples, in_ch: int, out_dir: str, log) -> dict:
+def coral_pretrain(a, d: Dist, index: MedprepIndex, train_samples, in_ch: int, out_dir: str, log, prec: Precision) -> dict:
     """CORAL pretraining of the encoder; returns the encoder state dict (also saved)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
     from .coral import CoralNet, coral_loss, two_views
 
     ds = MedprepDataset(index, train_samples, maps=(), augment="none", seed=a.seed)
     loader, sampler = _loader(ds, a.batch_size, True, a.workers, d, a.seed, drop_last=len(ds) > a.batch_size * d.world)
-    net = CoralNet(in_ch, depth=a.depth, width=a.width, norm=a.norm).to(d.device)
+    net = prec.model(CoralNet(in_ch, depth=a.depth, width=a.width, norm=a.norm).to(d.device))
     model = DDP(net) if d.enabled else net
     opt = torch.optim.Adam(model.parameters(), lr=a.coral_lr, weight_decay=a.weight_decay)
     gen = torch.Generator()
     gen.manual_seed(a.seed * 1000 + d.rank)
     hist = []
     for ep in range(a.coral_epochs):
-        if sampler is not None:
-            sampler.set_epoch(ep)
+        sampler.set_epoch(ep)
         model.train()
         total, n = 0.0, 0
         nb = len(loader) if a.coral_iters_per_epoch is None else min(len(loader), a.coral_iters_per_epoch)
@@ -205,12 +236,12 @@ def coral_pretrain(a, d: Dist, index: MedprepIndex, train_samples, in_ch: int, o
                 break
             x = batch["image"].to(d.device)
             p = batch["position"].to(d.device)
-            views = two_views(x, gen)
-            z = model(views)
-            loss, comps = coral_loss(z, torch.cat([p, p]), net.direction, a.coral_temperature, a.coral_oal_weight)
+            views = prec.input(two_views(x, gen))
+            with prec.autocast():
+                z = model(views)
+            loss, comps = coral_loss(z.float(), torch.cat([p, p]), net.direction, a.coral_temperature, a.coral_oal_weight)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            prec.step(loss, opt)
             total += float(loss.detach())
             n += 1
         mean = d.mean(total / max(n, 1))
@@ -224,35 +255,37 @@ def coral_pretrain(a, d: Dist, index: MedprepIndex, train_samples, in_ch: int, o
 
 
 @torch.no_grad()
-def validate(model, loader, loss_fn: SegLoss, index: MedprepIndex, d: Dist, epoch: int, epochs: int, a, overlays: int):
+def validate(model, loader, loss_fn: SegLoss, index: MedprepIndex, d: Dist, epoch: int, epochs: int, a,
+             overlay_ids=(), prec: Optional[Precision] = None):
+    """Loss and metrics over the validation loader; `overlay_ids` are the samples to draw."""
     model.eval()
     ordinal = index.ordinal
     met = SegMetrics(index.num_classes, ordinal=ordinal, ranks=index.ordinal_ranks() if ordinal else None,
-                     class_names=index.class_names)
+                     class_names=index.class_names, case_spacing=index.case_geometry if a.hd95_units == "mm" else None)
     total, n = 0.0, 0
-    picks = []
+    wanted = {int(s) for s in overlay_ids}
+    picks = {}
     for batch in _bar(loader, len(loader), "validate", d.main and not a.no_progress):
         batch = _to(batch, d.device)
-        logits = model(batch["image"])
+        x = batch["image"] if prec is None else prec.input(batch["image"])
+        with prec.autocast() if prec is not None else contextlib.nullcontext():
+            logits = model(x)
+        logits = Precision.float32(logits)
         loss, _ = loss_fn(logits, batch, epoch, epochs)
         total += float(loss) * logits.shape[0]
         n += logits.shape[0]
         probs = torch.softmax(logits, 1)
         met.update(probs, batch["label"], batch["case_index"].tolist(), batch["slice_index"].tolist())
-        if len(picks) < overlays:
-            pred = probs.argmax(1)
-            for b in range(logits.shape[0]):
-                if len(picks) >= overlays:
-                    break
-                if int((batch["label"][b] > 0).sum()) == 0 and len(picks) < overlays - 1:
-                    continue
+        pred = probs.argmax(1)
+        for b, sample in enumerate(batch["sample"].tolist()):
+            if sample in wanted:
                 cid = int(batch["case_index"][b])
-                picks.append({"image": batch["image"][b].cpu().numpy(), "label": batch["label"][b].cpu().numpy(),
-                              "pred": pred[b].cpu().numpy(),
-                              "title": f"{index.cases[cid]['id']} slice {int(batch['slice_index'][b])}"})
+                picks[sample] = {"image": batch["image"][b].cpu().numpy(), "label": batch["label"][b].cpu().numpy(),
+                                 "pred": pred[b].cpu().numpy(),
+                                 "title": f"{index.cases[cid]['id']} slice {int(batch['slice_index'][b])}"}
     out = met.compute()
     out["loss"] = total / max(n, 1)
-    return out, picks
+    return out, [picks[s] for s in sorted(picks)]
 
 
 def _csv_row(h: dict, names: List[str], ordinal: bool) -> dict:
@@ -266,9 +299,23 @@ def _csv_row(h: dict, names: List[str], ordinal: bool) -> dict:
     if ordinal:
         row["contact_surface_error"] = v.get("contact_surface_error")
         row["unimodal_share"] = v.get("unimodal_share")
+        row["unimodal_share_ties"] = v.get("unimodal_share_ties")
     row["lr"] = h.get("lr")
     row["seconds"] = h.get("seconds")
     return row
+
+
+def final_summary(final: dict, epochs: int) -> str:
+    """One line a person reads at the end: mean and per-class Dice, HD95 with its unit, ordinal metrics."""
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+    per = ", ".join(f"{n} {f(v)}" for n, v in (final.get("dice") or {}).items())
+    line = f"final validation after {epochs} epoch(s): mean Dice {f(final.get('mean_dice'))} ({per})"
+    if final.get("mean_hd95") is not None:
+        line += f"; mean HD95 {final['mean_hd95']:.2f} {final.get('hd95_units', 'px')}"
+    if "contact_surface_error" in final:
+        line += f"; contact-surface error {f(final['contact_surface_error'])}, unimodal {f(final.get('unimodal_share'))}"
+    return line
 
 
 def write_metrics(out_dir: str, history: List[dict], final: dict, names: List[str], ordinal: bool) -> None:
@@ -285,9 +332,10 @@ def write_metrics(out_dir: str, history: List[dict], final: dict, names: List[st
 
 
 def run(a: argparse.Namespace) -> dict:
-    if a.demo_quick:
+    if a.demo or a.demo_quick:
         _apply_demo(a)
     d = Dist(a.backend, a.device)
+    prec = Precision(a.amp, d.device, a.channels_last)
     if d.device.type == "cpu":
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(d.world)))
         torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 1) // max(local_world, 1)))
@@ -309,7 +357,11 @@ def run(a: argparse.Namespace) -> dict:
         if len(train_s) == 0:
             raise MedprepIndexError(f"fold '{a.fold}' leaves no training slices in '{index.path}' (k = {index.folds_k}).")
         if a.val_max_samples is not None and len(val_s) > a.val_max_samples:
-            val_s = val_s[: a.val_max_samples]
+            val_s = spread_samples(index, val_s, a.val_max_samples)
+        if a.hd95_units == "mm" and not index.records_slice_step:
+            warnings.warn(f"index '{index.path}' does not record slice_step_mm (convert it again with this medprep); "
+                          "HD95 is reported in voxels.")
+            a.hd95_units = "px"
         terms = [t for t, _ in parse_loss_spec(a.loss)]
         maps = [m for m, need in (("sdf", "boundary" in terms), ("rrw", "rrw" in terms)) if need]
         for m in maps:
@@ -329,6 +381,7 @@ def run(a: argparse.Namespace) -> dict:
         lcfg = LossConfig(spec=a.loss, schedule=a.schedule, gradual_epochs=a.gradual_epochs,
                           boundary_classes=_int_list(a.boundary_classes), dice_classes=_int_list(a.dice_classes),
                           ordinal_lambda=a.ordinal_lambda, ordinal_margin=a.ordinal_margin,
+                          contact_cost=a.contact_cost, contact_norm=a.contact_norm,
                           ranks=index.ordinal_ranks(), envelope=envelope)
         loss_fn = SegLoss(lcfg)
         val_loss_fn = SegLoss(LossConfig(**{**lcfg.__dict__, "envelope": None}))
@@ -339,10 +392,10 @@ def run(a: argparse.Namespace) -> dict:
             f"{len(train_ds)} training and {len(val_ds)} validation slices of {train_ds.shape_hw[0]}x{train_ds.shape_hw[1]}, "
             f"{in_ch} channel(s), {k} classes; loss {a.loss}; device {d.device}, world size {d.world}")
 
-        model = build_unet(in_ch, k, depth=a.depth, width=a.width, norm=a.norm, deep_supervision=a.deep_supervision,
-                           ds_scales=ds_scales).to(d.device)
+        model = prec.model(build_unet(in_ch, k, depth=a.depth, width=a.width, norm=a.norm,
+                                      deep_supervision=a.deep_supervision, ds_scales=ds_scales).to(d.device))
         if a.coral_epochs > 0:
-            state = coral_pretrain(a, d, index, train_s, in_ch, out_dir, log)
+            state = coral_pretrain(a, d, index, train_s, in_ch, out_dir, log, prec)
             load_encoder(model, {k_: v.to(d.device) for k_, v in state.items()})
             log("fine-tuning the U-Net from the CORAL-pretrained encoder")
         elif a.pretrained_encoder:
@@ -364,44 +417,49 @@ def run(a: argparse.Namespace) -> dict:
         drop = len(train_ds) > a.batch_size * d.world
         train_loader, sampler = _loader(train_ds, a.batch_size, True, a.workers, d, a.seed, drop_last=drop)
         val_loader = None
+        overlay_ids = []
         if d.main and len(val_ds):
             val_loader = DataLoader(val_ds, batch_size=a.batch_size, shuffle=False, num_workers=min(a.workers, 1))
+            if a.overlays > 0 and not a.no_plots:
+                overlay_ids = overlay_samples(index, val_ds.samples, a.overlays, val_ds.label_of)
         iters_done, samples_done = 0, 0
         final = {}
         overlay_path = None
         for ep in range(start_epoch, a.epochs):
             t0 = time.time()
-            if sampler is not None:
-                sampler.set_epoch(ep)
+            sampler.set_epoch(ep)
             train_ds.set_epoch(ep)
             ddp.train()
             nb = len(train_loader) if a.iters_per_epoch is None else min(len(train_loader), a.iters_per_epoch)
-            tot, n = 0.0, 0
+            tot, n, seen = 0.0, 0, 0
             bar = _bar(train_loader, nb, f"epoch {ep + 1}/{a.epochs}", d.main and not a.no_progress)
             for it, batch in enumerate(bar):
                 if it >= nb:
                     break
                 batch = _to(batch, d.device)
-                out = ddp(batch["image"])
-                loss, comps = loss_fn(out, batch, ep, a.epochs)
+                with prec.autocast():
+                    out = ddp(prec.input(batch["image"]))
+                loss, comps = loss_fn(Precision.float32(out), batch, ep, a.epochs)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss '{a.loss}' became {float(loss)} at epoch {ep}, batch {it}.")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                prec.step(loss, opt)
                 tot += float(loss.detach())
                 n += 1
                 iters_done += 1
                 samples_done += int(batch["image"].shape[0])
+                seen += int(batch["image"].shape[0])
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             train_loss = d.mean(tot / max(n, 1))
+            train_s = time.time() - t0
             h = {"epoch": ep, "train_loss": train_loss, "lr": opt.param_groups[0]["lr"],
-                 "weights": dict(loss_fn.weights(ep))}
+                 "weights": dict(loss_fn.weights(ep)),
+                 "train_samples_per_s": seen * d.world / train_s if train_s > 0 else None}
             do_val = ((ep + 1) % a.val_every == 0) or ep == a.epochs - 1
             if d.main and do_val and val_loader is not None:
                 val, picks = validate(model, val_loader, val_loss_fn, index, d, ep, a.epochs, a,
-                                      a.overlays if (ep == a.epochs - 1 and not a.no_plots) else 0)
+                                      overlay_ids if ep == a.epochs - 1 else (), prec)
                 h["val"] = val
                 final = val
                 if picks:
@@ -436,6 +494,8 @@ def run(a: argparse.Namespace) -> dict:
             write_metrics(out_dir, history, final, index.class_names, index.ordinal)
             result["curves"] = paths
             result["overlays"] = overlay_path
+            if final:
+                log(final_summary(final, len(history)))
             log(f"checkpoint: {os.path.join(out_dir, 'checkpoint.pt')}")
             log(f"metrics: {os.path.join(out_dir, 'metrics.json')} and {os.path.join(out_dir, 'metrics.csv')}")
             if paths:

@@ -26,7 +26,7 @@ def ral_naive(z, p, t):
 
 
 def oal_naive(z, p, u):
-    z = F.normalize(z, dim=1)
+    """The reference's _compute_oal_loss (haoyiwang25/CORAL): raw features, -mean cosine."""
     u = u / u.norm()
     vals = []
     for i in range(len(p)):
@@ -34,7 +34,7 @@ def oal_naive(z, p, u):
             if p[i] < p[j]:
                 d = z[j] - z[i]
                 d = d / d.norm()
-                vals.append(1 - float(d @ u))
+                vals.append(-float(d @ u))
     return sum(vals) / len(vals)
 
 
@@ -62,10 +62,15 @@ def test_oal_matches_naive_loop_and_hand_value():
     p = torch.tensor([0.2, 0.4, 0.4, 0.6, 0.8, 1.0], dtype=torch.float64)
     u = torch.randn(4, generator=g, dtype=torch.float64)
     assert oal_loss(z, p, u).item() == pytest.approx(oal_naive(z, p.tolist(), u), rel=1e-10)
-    # features moving exactly along u with position: loss 0
+    # features moving exactly along u with position: -1 (the minimum)
     zz = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     u2 = torch.tensor([-1.0, 1.0], dtype=torch.float64)
-    assert oal_loss(zz, torch.tensor([0.1, 0.9], dtype=torch.float64), u2).item() == pytest.approx(0.0, abs=1e-12)
+    assert oal_loss(zz, torch.tensor([0.1, 0.9], dtype=torch.float64), u2).item() == pytest.approx(-1.0, abs=1e-12)
+    # raw projections, not normalised ones: z0 = (1, 0), z1 = (3, 1) -> direction (2, 1)/sqrt(5),
+    # u = (1, 0): -2/sqrt(5); normalising z first would give (0.949 - 1, 0.316)/|.| -> -0.158
+    z2 = torch.tensor([[1.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
+    u3 = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    assert oal_loss(z2, torch.tensor([0.2, 0.4], dtype=torch.float64), u3).item() == pytest.approx(-2 / math.sqrt(5), abs=1e-12)
 
 
 def test_coral_net_trains_one_step():
@@ -80,3 +85,12 @@ def test_coral_net_trains_one_step():
     loss.backward()
     assert set(comps) == {"ral", "oal"} and torch.isfinite(loss)
     assert net.direction.grad is not None and net.encoder.blocks[0][0].weight.grad is not None
+
+
+def test_two_views_flip_in_plane():
+    # a horizontal ramp: some views are mirrored (ramp falling), some not; no crop/intensity
+    # change can turn a rising ramp into a falling one
+    x = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(16, 1, 32, 32).contiguous()
+    v = two_views(x, torch.Generator().manual_seed(3))
+    slope = (v[..., 24:].mean((1, 2, 3)) - v[..., :8].mean((1, 2, 3)))
+    assert (slope > 0.2).any() and (slope < -0.2).any()

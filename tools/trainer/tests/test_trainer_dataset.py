@@ -104,11 +104,20 @@ def test_flips_and_rotations_commute_with_the_maps(shards):
     assert torch.equal(a, ds[5]["label"])
 
 
-def test_other_augmentations_warn(shards):
+def test_other_augmentations_warn_only_without_the_maps_library(shards, monkeypatch):
+    from medprep_train import mapslib
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MedprepDataset(shards["3d"], augment="affine").recompute  # stored maps recomputed: exact
+    # without libmedprep_maps, stored maps are resampled with the image, and that warns
+    monkeypatch.setattr(mapslib, "_LIB", None)
+    monkeypatch.setattr(mapslib, "candidate_paths", lambda: ["/nonexistent/libmedprep_maps.so"])
     with pytest.warns(UserWarning, match="no longer exact distance maps"):
         ds = MedprepDataset(shards["3d"], augment="affine")  # stored (dense) maps
+    assert not ds.recompute
     item = ds[0]
     assert item["label"].shape == item["sdf"].shape[1:]
+    monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MedprepDataset(shards["2d"], augment="flip,rot90,intensity", scales=[1])

@@ -209,27 +209,50 @@ def test_co2_and_qul_match_loops(k):
     assert torch.allclose(L.qul_pixel(p, label, 0.05), loop_pixels(p, label, qul_ref), atol=1e-12)
 
 
-def test_contact_hand_value_and_loop():
-    # two pixels side by side, certainly class 0 and class 2: one pair, two steps apart -> 1
-    p = torch.zeros(1, 3, 1, 2)
-    p[0, 0, 0, 0] = 1
-    p[0, 2, 0, 1] = 1
-    assert L.contact_loss_term(p).item() == pytest.approx(1.0)
-    # classes 0 and 1 are neighbours in the order -> 0
-    q = torch.zeros(1, 3, 1, 2)
-    q[0, 0, 0, 0] = 1
-    q[0, 1, 0, 1] = 1
-    assert L.contact_loss_term(q).item() == pytest.approx(0.0)
-    logits, label, _, _ = rand_case(k=4, h=3, w=3, seed=7)
+def reference_contact_v4(P):
+    """The reference's definition (rafaavc/ordinal-semantic-segmentation, contact_surface_tv_v4.py,
+    neighbor_term_v4), restated as loops: for every ordered class pair (k, l) more than one step
+    apart, (|k - l| - 1) * (mean of p(k) p(l) over horizontal pairs + the same over vertical
+    pairs) / 2, divided by the number of such class pairs."""
+    b, K, h, w = P.shape
+    measure, count = 0.0, 0
+    for k in range(K):
+        for l in range(K):
+            if abs(k - l) <= 1:
+                continue
+            hx = [P[i, k, y, x].item() * P[i, l, y, x + 1].item() for i in range(b) for y in range(h) for x in range(w - 1)]
+            vy = [P[i, k, y, x].item() * P[i, l, y + 1, x].item() for i in range(b) for y in range(h - 1) for x in range(w)]
+            measure += (abs(k - l) - 1) * (np.mean(hx) + np.mean(vy)) / 2
+            count += 1
+    return measure / count if count else 0.0
+
+
+def test_contact_hand_values():
+    # 2x2, certain classes [[0, 3], [1, 2]] (K = 4): one horizontal pair 3 steps apart (cost
+    # 3 - 1 = 2) among 2 horizontal pairs, none vertical; (K-1)(K-2) = 6 class pairs:
+    # reference = (2 * 1/2 + 0) / 2 / 6 = 1/12
+    p = torch.nn.functional.one_hot(torch.tensor([[[0, 3], [1, 2]]]), 4).permute(0, 3, 1, 2).double()
+    assert L.contact_loss_term(p).item() == pytest.approx(1 / 12, abs=1e-15)
+    assert L.contact_loss_term(p, "binary", "pairs").item() == pytest.approx(1 / 24, abs=1e-15)
+    assert L.contact_loss_term(p, "distance", "none").item() == pytest.approx(1 / 2, abs=1e-15)
+    assert L.contact_loss_term(p, "binary", "none").item() == pytest.approx(1 / 4, abs=1e-15)
+    # neighbours in the order cost nothing; K = 2 has no pair to count
+    q = torch.nn.functional.one_hot(torch.tensor([[[0, 1], [1, 2]]]), 4).permute(0, 3, 1, 2).double()
+    assert L.contact_loss_term(q).item() == 0.0
+    assert L.contact_loss_term(torch.softmax(torch.randn(1, 2, 3, 3), 1)).item() == 0.0
+    with pytest.raises(ValueError, match="'squared'"):
+        L.contact_cost(4, "squared")
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_contact_equals_reference_definition(k):
+    logits, _, _, _ = rand_case(k=k, h=3, w=4, seed=k)
     pr = torch.softmax(logits, 1)
-    b, k, h, w = pr.shape
-
-    def pair(i, y0, x0, y1, x1):
-        return sum(pr[i, a, y0, x0].item() * pr[i, c, y1, x1].item() for a in range(k) for c in range(k) if abs(a - c) > 1)
-
-    hs = [pair(i, y, x, y, x + 1) for i in range(b) for y in range(h) for x in range(w - 1)]
-    vs = [pair(i, y, x, y + 1, x) for i in range(b) for y in range(h - 1) for x in range(w)]
-    assert L.contact_loss_term(pr).item() == pytest.approx(0.5 * (np.mean(hs) + np.mean(vs)), abs=1e-12)
+    assert L.contact_loss_term(pr).item() == pytest.approx(reference_contact_v4(pr), abs=1e-12)
+    # without the pair count the term is (K-1)(K-2) times larger: 2, 6, 20 for K = 3, 4, 6
+    assert L.contact_loss_term(pr, norm="none").item() == pytest.approx((k - 1) * (k - 2) * reference_contact_v4(pr), rel=1e-12)
+    # the Top-k pixel map has the same mean
+    assert L.contact_pixel(pr).mean().item() == pytest.approx(L.contact_loss_term(pr).item(), abs=1e-12)
 
 
 def test_ordinal_terms_are_ce_plus_lambda_term():
@@ -292,6 +315,13 @@ def test_envelope_reduces_to_plain_loss_and_schedules():
     env = L.EnvelopeConfig(sigma=100.0, pixel_smooth="hard", k=L.Sched(1.0, 1.0))
     wrapped = L.SegLoss(L.LossConfig(spec="ce+rrw", envelope=env))(logits, batch)[0].item()
     assert wrapped == pytest.approx(plain, abs=1e-12)
+    # so do cdc (per image already) and contact (its pixel map keeps the pair means), not dice
+    # (per image inside the envelope, over the batch outside)
+    for spec in ("ce+cdc", "contact", "ce+boundary+contact"):
+        plain = L.SegLoss(L.LossConfig(spec=spec))(logits, batch)[0].item()
+        assert L.SegLoss(L.LossConfig(spec=spec, envelope=env))(logits, batch)[0].item() == pytest.approx(plain, abs=1e-12), spec
+    plain = L.SegLoss(L.LossConfig(spec="dice"))(logits, batch)[0].item()
+    assert L.SegLoss(L.LossConfig(spec="dice", envelope=env))(logits, batch)[0].item() != pytest.approx(plain, abs=1e-6)
     # schedules: linear from start to end over the epochs
     s = L.Sched.parse("1.0:0.5")
     assert (s.at(0, 3), s.at(1, 3), s.at(2, 3)) == (1.0, 0.75, 0.5)

@@ -104,15 +104,43 @@ def brute_unimodal(q):
     return False
 
 
+def reference_unimodal(q):
+    """The segmentation paper's rule (rafaavc/ordinal-semantic-segmentation, src/metrics/unimodal.py),
+    restated: steps [q0, q1 - q0, ..., -q_{K-1}], each rounded to 2 decimals, must have signs that
+    change exactly once."""
+    steps = [q[0]] + [q[i + 1] - q[i] for i in range(len(q) - 1)] + [-q[-1]]
+    signs = [np.sign(round(s, 2)) for s in steps]
+    return sum(a != b for a, b in zip(signs, signs[1:])) == 1
+
+
+def test_unimodal_paper_hand_values():
+    cases = {(0.1, 0.5, 0.4): True,        # steps +.1 +.4 -.1 -.4: one change
+             (0.3, 0.3, 0.4): False,       # flat step 0.0 breaks it (ties allowed in the lenient variant)
+             (0.9, 0.09, 0.01): True,
+             (0.9, 0.096, 0.004): False,   # last step -0.004 rounds to 0
+             (0.4, 0.1, 0.5): False,
+             (0.2, 0.204, 0.596): False}   # step +0.004 rounds to 0
+    for q, want in cases.items():
+        p = torch.tensor(q, dtype=torch.float32).view(1, -1, 1, 1)
+        assert bool(M.unimodal_mask(p)[0, 0, 0]) == want == reference_unimodal(q), q
+    # a one-hot (certain) prediction is never unimodal by this rule: its tails are flat
+    assert not M.unimodal_mask(torch.eye(4).view(4, 4, 1, 1)).any()
+    rng = np.random.default_rng(5)
+    p = torch.softmax(torch.from_numpy(rng.normal(size=(3, 5, 4, 4)) * 2), 1)
+    got = M.unimodal_mask(p)
+    for b, y, x in itertools.product(range(3), range(4), range(4)):
+        assert bool(got[b, y, x]) == reference_unimodal(p[b, :, y, x].tolist())
+
+
 def test_unimodal_hand_and_brute_force():
     cases = {(0.1, 0.5, 0.4): True, (0.4, 0.1, 0.5): False, (0.3, 0.3, 0.4): True, (0.5, 0.2, 0.2, 0.1): True,
              (0.3, 0.2, 0.3, 0.2): False, (0.25, 0.25, 0.25, 0.25): True}
     for q, want in cases.items():
         p = torch.tensor(q, dtype=torch.float64).view(1, -1, 1, 1)
-        assert bool(M.unimodal_mask(p)[0, 0, 0]) == want == brute_unimodal(q), q
+        assert bool(M.unimodal_mask_ties(p)[0, 0, 0]) == want == brute_unimodal(q), q
     rng = np.random.default_rng(2)
     p = torch.softmax(torch.from_numpy(rng.normal(size=(3, 5, 4, 4))), 1)
-    got = M.unimodal_mask(p)
+    got = M.unimodal_mask_ties(p)
     for b, y, x in itertools.product(range(3), range(4), range(4)):
         assert bool(got[b, y, x]) == brute_unimodal(p[b, :, y, x].tolist())
 
@@ -138,5 +166,5 @@ def test_segmetrics_per_case_aggregation():
     assert r["dice"]["a"] == pytest.approx(d0[1])  # class a absent from case 1 (NaN there)
     assert r["dice"]["b"] == pytest.approx((d0[2] + d1[2]) / 2)
     assert r["cases"] == 2
-    # one-hot predictions are unimodal everywhere
-    assert r["unimodal_share"] == 1.0
+    # one-hot predictions: unimodal everywhere with ties allowed, nowhere by the paper's rule
+    assert r["unimodal_share_ties"] == 1.0 and r["unimodal_share"] == 0.0
