@@ -80,8 +80,9 @@ def write_summary(out: str, s: dict) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # allow_abbrev off: medprep-train's "--fold" must not be read as our "--folds".
     pre = argparse.ArgumentParser(prog="medprep-train-cv", description=__doc__, add_help=False,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     pre.add_argument("--folds", default="all", help="comma-separated folds or 'all' (default)")
     pre.add_argument("--out", default="runs/cv", help="output folder (default runs/cv)")
     pre.add_argument("-h", "--help", action="store_true")

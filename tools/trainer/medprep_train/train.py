@@ -140,6 +140,16 @@ def _apply_demo(a: argparse.Namespace) -> None:
     a.workers = (0 if quick else 1) if a.workers == 2 else a.workers
 
 
+def required_maps(spec: str, index: MedprepIndex) -> List[str]:
+    """The maps a loss spec needs ('sdf' for boundary, 'rrw' for rrw); raises when the index has none."""
+    terms = [t for t, _ in parse_loss_spec(spec)]
+    maps = [m for m, need in (("sdf", "boundary" in terms), ("rrw", "rrw" in terms)) if need]
+    for m in maps:
+        if not index.maps.get(m):
+            raise MedprepIndexError(f"loss '{spec}' needs the '{m}' maps but index '{index.path}' has none (maps.{m} is false).")
+    return maps
+
+
 def _atomic_write(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -363,10 +373,7 @@ def run(a: argparse.Namespace) -> dict:
                           "HD95 is reported in voxels.")
             a.hd95_units = "px"
         terms = [t for t, _ in parse_loss_spec(a.loss)]
-        maps = [m for m, need in (("sdf", "boundary" in terms), ("rrw", "rrw" in terms)) if need]
-        for m in maps:
-            if not index.maps.get(m):
-                raise MedprepIndexError(f"loss '{a.loss}' needs the '{m}' maps but index '{index.path}' has none (maps.{m} is false).")
+        maps = required_maps(a.loss, index)
         ds_scales = [s for s in index.scales if s > 1] if a.deep_supervision else []
         scales = [1] + ds_scales
         parse_augment(a.augment)
