@@ -95,6 +95,39 @@ static uint32_t channels_of(int color_type) {
     }
 }
 
+/* Walks the chunk headers before libpng sees the file: libpng allocates a chunk's declared
+   length before reading it (text, pCAL, sCAL, sPLT chunks; png_set_chunk_malloc_max does not
+   cover them all), so a 57-byte file declaring a 1 GiB chunk would cost a gigabyte. A chunk
+   whose length is above the PNG limit of 2^31 - 1 or runs past the end of the file is refused
+   here. The walk stops at IEND; a file that ends between chunks is left to libpng. */
+static int check_chunk_lengths(const uint8_t *in, size_t in_len, char *err, size_t err_len) {
+    size_t pos = 8;
+    while (in_len - pos >= 8) {
+        uint32_t len = ((uint32_t)in[pos] << 24) | ((uint32_t)in[pos + 1] << 16) | ((uint32_t)in[pos + 2] << 8) | in[pos + 3];
+        char name[5];
+        for (int i = 0; i < 4; i++) {
+            uint8_t ch = in[pos + 4 + i];
+            name[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+        }
+        name[4] = 0;
+        if (len > 0x7fffffffu) {
+            if (err && err_len)
+                snprintf(err, err_len, "the '%s' chunk at byte %zu declares %u bytes, above the PNG limit of 2^31 - 1", name, pos, len);
+            return MP_ERR_CORRUPT;
+        }
+        size_t left = in_len - pos - 8;
+        if ((size_t)len + 4 > left) {
+            if (err && err_len)
+                snprintf(err, err_len, "the '%s' chunk at byte %zu declares %u bytes but the file ends %zu bytes later", name, pos,
+                         len, left);
+            return MP_ERR_TRUNCATED;
+        }
+        pos += 12 + (size_t)len;
+        if (memcmp(name, "IEND", 4) == 0) break;
+    }
+    return MP_OK;
+}
+
 int mp_png_decode(const uint8_t *in, size_t in_len, uint64_t max_bytes, mp_png_image *out,
                   uint8_t *palette, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
@@ -102,6 +135,8 @@ int mp_png_decode(const uint8_t *in, size_t in_len, uint64_t max_bytes, mp_png_i
         copy_err(err, err_len, "the data does not start with the PNG signature");
         return MP_ERR_CORRUPT;
     }
+    int walked = check_chunk_lengths(in, in_len, err, err_len);
+    if (walked != MP_OK) return walked;
     read_ctx c;
     memset(&c, 0, sizeof c);
     c.in = in;

@@ -42,6 +42,10 @@ IDENTITY = np.eye(4)
 SIZE_BOMBS = {("png", "huge_ihdr.png"), ("png", "implausible_ihdr.png"),
               ("jpeg", "huge_sof.jpg"), ("jpeg", "implausible_sof.jpg")}
 BOMB_MAX_RSS_MB = 256
+# Chunks declaring 1 GiB in a few dozen bytes (libpng allocates a chunk before reading it):
+# refused by medprep's chunk walk before libpng sees them.
+CHUNK_BOMBS = sorted(n for n in HOSTILE["png"] if n.startswith("huge_") and n.endswith("_chunk.png"))
+CHUNK_BOMB_MAX_RSS_MB = 64
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,6 +303,16 @@ def test_size_bombs_are_refused_without_allocating(binary, fmt, name):
     rc, rss_mb = run_with_rss(binary, "info", "--json", hostile_path(fmt, name))
     assert rc > 0
     assert rss_mb < BOMB_MAX_RSS_MB, f"{name}: peak RSS {rss_mb:.0f} MiB"
+
+
+def test_chunk_bombs_are_refused_below_64_mib(binary):
+    assert len(CHUNK_BOMBS) == 6
+    for name in CHUNK_BOMBS:
+        rc, rss_mb = run_with_rss(binary, "info", "--json", hostile_path("png", name))
+        assert rc > 0, name
+        assert rss_mb < CHUNK_BOMB_MAX_RSS_MB, f"{name}: peak RSS {rss_mb:.0f} MiB"
+        _, doc, _ = info_json(binary, hostile_path("png", name))
+        assert doc["error"]["code"] == "truncated" and "declares 1073741824 bytes" in doc["error"]["message"], doc
 
 
 def test_good_images_still_reported_next_to_hostile(binary):

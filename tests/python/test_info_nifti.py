@@ -142,7 +142,8 @@ def test_every_nifti_fixture_is_described():
 
 def test_every_hostile_file_has_an_expected_error():
     inputs = set(HOSTILE_SPEC)
-    companions = {"pair_short_img.img"}  # the short .img of pair_short_img.hdr, not an input itself
+    # the short .img of pair_short_img.hdr and the data of the Analyze pair, not inputs themselves
+    companions = {"pair_short_img.img", "analyze75.img"}
     on_disk = {p.name for p in HOSTILE.iterdir()} - {"expected_errors.json"}
     assert on_disk - inputs - companions == set()
     assert {n for n in inputs if not (HOSTILE / n).exists()} == set()
@@ -284,6 +285,28 @@ def test_good_files_still_reported_next_to_hostile(binary, name):
     check_against_nibabel(doc[2], good2)
 
 
+@pytest.mark.parametrize("name", ["gzip_bad_crc_long.nii.gz", "gzip_zeroed_middle.nii.gz"])
+def test_corrupt_gzip_names_the_crc(binary, name):
+    """Corruption Python's gzip refuses is refused, naming the file and the CRC, also when the
+    stream inflates to more than the header needs (the bytes past it are still checked)."""
+    import gzip
+    import zlib
+    path = HOSTILE / name
+    with pytest.raises((OSError, zlib.error, EOFError)):
+        gzip.decompress(path.read_bytes())
+    _, doc = info_json(binary, path, limit_memory=True)
+    err = check_error_object(doc, path)
+    assert err["code"] == "corruptCompression" and "CRC-32" in err["message"], err
+
+
+def test_analyze_is_refused_by_name(binary):
+    path = HOSTILE / "analyze75.hdr"
+    assert isinstance(nib.load(str(path)), nib.AnalyzeImage)  # nibabel reads it as (SPM) Analyze
+    _, doc = info_json(binary, path, limit_memory=True)
+    err = check_error_object(doc, path)
+    assert err["code"] == "unsupported" and "Analyze 7.5" in err["message"], err
+
+
 def test_all_hostile_files_in_one_call(binary):
     paths = [HOSTILE / n for n in HOSTILE_NAMES] + [nifti_path("be_int16.nii")]
     proc, doc = info_json(binary, *paths, limit_memory=True, timeout=2 * TIMEOUT_S)
@@ -300,3 +323,16 @@ def test_missing_file(binary, tmp_path):
     assert proc.returncode > 0
     err = check_error_object(doc, path)
     assert err["code"] == "fileNotFound"
+
+
+def test_gzip_with_more_data_than_needed_still_reads(binary, tmp_path):
+    """The other side of the CRC check: a valid stream holding bytes past the image data (and a
+    correct CRC) is read as nibabel reads it."""
+    import gzip
+    src = nifti_path("dtype_int16.nii")
+    path = tmp_path / "trailing.nii.gz"
+    path.write_bytes(gzip.compress(src.read_bytes() + bytes(range(256)) * 64, mtime=0))
+    _, doc = info_json(binary, path)
+    assert "error" not in doc, doc
+    assert doc["sha256"] == info_json(binary, src)[1]["sha256"]
+    assert np.array_equal(np.asarray(doc["affine"]), nib.load(str(path)).affine)

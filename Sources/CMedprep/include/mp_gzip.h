@@ -12,6 +12,11 @@ enum { MP_OK = 0, MP_ERR_CORRUPT = 1, MP_ERR_TRUNCATED = 2, MP_ERR_TOO_LARGE = 3
 int mp_gzip_prefix(const uint8_t *in, size_t in_len, uint8_t *out, size_t want, size_t *got,
                    char *err, size_t err_len);
 
+/* As mp_gzip_prefix, then inflates (and drops) the rest of every member so that each CRC-32
+   and length trailer is checked; a mismatch is MP_ERR_CORRUPT. Memory stays fixed (64 KiB). */
+int mp_gzip_prefix_verified(const uint8_t *in, size_t in_len, uint8_t *out, size_t want, size_t *got,
+                            char *err, size_t err_len);
+
 /* Whole-buffer gzip decompression with libdeflate, following concatenated members.
    Fails with MP_ERR_TOO_LARGE when the data would exceed out_cap. */
 int mp_gzip_whole(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len,

@@ -10,17 +10,20 @@ enum Gzip {
     /// what a compressed file can honestly hold, checked before allocating for a header's claim.
     static func maxExpansion(ofCompressed n: Int) -> Int { n.multipliedReportingOverflow(by: 1032).overflow ? Int.max : n * 1032 + 65536 }
 
-    /// Up to `count` bytes from the start of the stream (fewer if it ends first).
-    static func prefix(_ input: [UInt8], count: Int, path: String) throws -> [UInt8] {
+    /// Up to `count` bytes from the start of the stream (fewer if it ends first). With `verify`,
+    /// the rest of the stream is inflated too (and dropped) so its CRC-32 trailers are checked.
+    static func prefix(_ input: [UInt8], count: Int, path: String, verify: Bool = false) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var got = 0
         var err = [CChar](repeating: 0, count: 256)
         let rc = input.withUnsafeBufferPointer { inp in
             out.withUnsafeMutableBufferPointer { o in
-                mp_gzip_prefix(inp.baseAddress, inp.count, o.baseAddress, count, &got, &err, err.count)
+                verify ? mp_gzip_prefix_verified(inp.baseAddress, inp.count, o.baseAddress, count, &got, &err, err.count)
+                       : mp_gzip_prefix(inp.baseAddress, inp.count, o.baseAddress, count, &got, &err, err.count)
             }
         }
-        if rc != Int32(MP_OK) && !(rc == Int32(MP_ERR_TRUNCATED) && got > 0) {
+        // A stream that ends early yields what it has, unless it is being verified to its end.
+        if rc != Int32(MP_OK) && !(rc == Int32(MP_ERR_TRUNCATED) && got > 0 && !verify) {
             throw MedprepError(rc == Int32(MP_ERR_TRUNCATED) ? .truncated : .corruptCompression, path: path,
                                "cannot decompress gzip data: \(cMessage(err)).")
         }
@@ -29,7 +32,8 @@ enum Gzip {
     }
 
     /// Decompresses exactly `expected` bytes (or fewer if the stream is shorter; the caller checks).
-    /// Streams holding more than `expected` bytes are read only up to `expected`.
+    /// Streams holding more than `expected` bytes keep only `expected`, after every member's CRC
+    /// has been checked.
     static func decompress(_ input: [UInt8], expected: Int, path: String) throws -> [UInt8] {
         var out = HugePages.array(count: expected) { (b: UnsafeMutableBufferPointer<UInt8>) in
             b.initialize(repeating: 0)  // libdeflate may stop early on bad data
@@ -42,12 +46,15 @@ enum Gzip {
             }
         }
         if rc == Int32(MP_ERR_TOO_LARGE) {
-            // More data than the header describes (trailing bytes): keep only what is needed.
-            return try prefix(input, count: expected, path: path)
+            // More data than the header describes (trailing bytes, or corruption that inflates to
+            // more): keep only what is needed, but inflate to the end so every CRC is checked.
+            return try prefix(input, count: expected, path: path, verify: true)
         }
         if rc == Int32(MP_ERR_CORRUPT) {
-            // libdeflate cannot tell truncation from corruption; zlib streaming can.
+            // libdeflate cannot tell truncation from corruption; zlib streaming can, and names a
+            // failed CRC.
             let partial = try prefix(input, count: expected, path: path)
+            if partial.count == expected { _ = try prefix(input, count: expected, path: path, verify: true) }
             if partial.count < expected {
                 throw MedprepError(.truncated, path: path,
                                    "gzip data ends after \(partial.count) bytes but \(expected) are needed (truncated file).")

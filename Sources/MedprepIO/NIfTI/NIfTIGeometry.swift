@@ -95,15 +95,19 @@ public struct NIfTILayout: Sendable {
     /// nibabel `quat2mat` + qfac on the third zoom + qoffset.
     static func qformAffine(quatern: [Double], offset: [Double], zooms: [Double], qfac: Double, path: String) throws -> Affine4 {
         let (b, c, d) = (quatern[0], quatern[1], quatern[2])
-        var w2 = 1 - (b * b + c * c + d * d)
-        if w2 < 0 {
-            // nibabel tolerates float32 rounding (3 eps) and takes w = 0.
-            guard w2 > -3 * Double(Float.ulpOfOne) else {
-                throw MedprepError(.badHeader, path: path, "qform quaternion (b, c, d) = (\(b), \(c), \(d)) has norm above 1.")
-            }
-            w2 = 0
+        // nibabel's fillpositive: |w2| below 3 float32 eps (the precision of the stored b, c, d)
+        // is w = 0, on either side of 0. Rotations near 180 degrees, common in scanner output,
+        // land there; taking the square root of a tiny positive w2 instead moves the affine by 1e-3.
+        let w2 = 1 - (b * b + c * c + d * d)
+        let w: Double
+        if abs(w2) < 3 * Double(Float.ulpOfOne) {
+            w = 0
+        } else if w2 < 0 {
+            throw MedprepError(.badHeader, path: path, "qform quaternion (b, c, d) = (\(b), \(c), \(d)) has norm above 1.")
+        } else {
+            w = w2.squareRoot()
         }
-        let r = rotation(w: w2.squareRoot(), x: b, y: c, z: d)
+        let r = rotation(w: w, x: b, y: c, z: d)
         let s = [zooms[0], zooms[1], zooms[2] * qfac]
         var m = [Double](repeating: 0, count: 16)
         for i in 0..<3 {

@@ -56,13 +56,27 @@ public struct NIfTIHeader: Sendable, Equatable {
         return version == .nifti1 ? try parse1(r, path: path) : try parse2(r, path: path)
     }
 
+    /// `.hdr` or `.hdr.gz`: the header half of a pair.
+    private static func isPairHeaderName(_ path: String) -> Bool {
+        let p = path.lowercased()
+        return p.hasSuffix(".hdr") || p.hasSuffix(".hdr.gz")
+    }
+
     private static func parse1(_ r: ByteReader, path: String) throws -> NIfTIHeader {
         let magic = r.ascii(344, 4)
         let single: Bool
         switch magic {
         case "n+1": single = true
         case "ni1": single = false
-        default: throw MedprepError(.badMagic, path: path, "NIfTI-1 magic is '\(printable(magic))', expected 'n+1' or 'ni1'.")
+        default:
+            // A 348-byte header without NIfTI magic in a .hdr file is Analyze 7.5, NIfTI-1's
+            // predecessor: its orientation and scaling conventions differ, so it is refused by name.
+            if isPairHeaderName(path) {
+                throw MedprepError(.unsupported, path: path,
+                                   "Analyze 7.5 header (sizeof_hdr 348, magic '\(printable(magic))' instead of 'ni1'): medprep reads "
+                                   + "NIfTI-1 and NIfTI-2 only; convert it with nibabel, e.g. nib.save(nib.load(path), 'image.nii.gz').")
+            }
+            throw MedprepError(.badMagic, path: path, "NIfTI-1 magic is '\(printable(magic))', expected 'n+1' or 'ni1'.")
         }
         return NIfTIHeader(
             version: .nifti1, bigEndian: r.bigEndian, singleFile: single,
