@@ -54,3 +54,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// medprep-fuzz (libFuzzer targets, docs/fuzzing.md) exists only in the builds tools/fuzz.sh makes:
+// it needs the sanitizer flags and libFuzzer's driver that script passes, and @testable imports.
+if Context.environment["MEDPREP_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "medprep-fuzz", dependencies: ["MedprepCore", "MedprepIO", "MedprepDataset", "CMedprep"],
+        path: "Sources/MedprepFuzz"))
+}

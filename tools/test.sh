@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift suites (swift test), the Python oracle tests (pytest against
-# nibabel, Pillow, scipy, safetensors) and the trainer's tests, after installing what a fresh
-# machine lacks.
+# nibabel, Pillow, scipy, safetensors), the trainer's tests and a short run of every fuzz target,
+# after installing what a fresh machine lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh --python --train
@@ -26,5 +26,10 @@ rc_oracle=$?
 echo "== pytest (trainer)" >&2
 .venv/bin/python -m pytest -q -p no:cacheprovider tools/trainer/tests "$@"
 rc_trainer=$?
+# The libFuzzer targets (docs/fuzzing.md): built with the address sanitizer and run ~6 s each, so
+# they keep building and running; long runs are tools/fuzz/run.py --seconds N.
+echo "== fuzz smoke" >&2
+.venv/bin/python tools/fuzz/run.py --smoke
+rc_fuzz=$?
 set -e
-[ "$rc_oracle" -eq 0 ] && [ "$rc_trainer" -eq 0 ]
+[ "$rc_oracle" -eq 0 ] && [ "$rc_trainer" -eq 0 ] && [ "$rc_fuzz" -eq 0 ]

@@ -44,3 +44,20 @@ import Testing
         for f in files { #expect(try FileIO.readAll(out + "/" + f) == (try FileIO.readAll(finished + "/" + f)), "\(f)") }
     }
 }
+
+/// A journal is read on --resume; the shard files it names must be files of the output folder.
+@Suite struct JournalPathTests {
+    @Test(arguments: ["../outside.safetensors", "/dev/zero", ".hidden", "sub/shard-00000.safetensors"])
+    func shardPathsOutsideTheFolderAreRefused(_ file: String) throws {
+        let dir = InspectFixture.tempDir("journal-path")
+        let journal = JSON.object([("fingerprint", .string("fp")),
+                                   ("shards", .array([.object([("file", .string(file)), ("sha256", .string(String(repeating: "0", count: 64)))])]))])
+        try FileIO.writeAtomically(Array(journal.serialized().utf8), to: dir + "/" + ConvertRun.journalName)
+        do {
+            _ = try Journal.load(dir: dir, fingerprint: "fp", resume: true)
+            Issue.record("journal naming '\(file)' was accepted")
+        } catch let e as MedprepError {
+            #expect(e.code == .mismatch && e.message.contains("not a file of the output folder"), "\(e)")
+        }
+    }
+}

@@ -432,6 +432,11 @@ struct Journal: Sendable {
         // Every shard the journal lists must still be what was written.
         for s in out.shards {
             guard let file = s["file"]?.stringValue, let sha = s["sha256"]?.stringValue else { continue }
+            // A shard is a file of the output folder itself: a path elsewhere ('../x', '/dev/zero')
+            // would make resume read (or hang on) a file that is not medprep's.
+            guard !file.isEmpty, !file.contains("/"), !file.hasPrefix(".") else {
+                throw MedprepError(.mismatch, path: path, "names shard file '\(file)', which is not a file of the output folder; cannot resume (use --force to start over).")
+            }
             let p = dir + "/" + file
             guard FileIO.exists(p), SHA256.hex(try FileIO.readAll(p)) == sha else {
                 throw MedprepError(.mismatch, path: p, "is missing or changed since it was written; cannot resume (use --force to start over).")
