@@ -260,7 +260,7 @@ class Augmenter:
                           "only flips and 90-degree rotations commute with the maps.", UserWarning, stacklevel=3)
         if shape_hw is not None and "flip" in self.kinds and not online_maps:
             h, w = shape_hw
-            off = [s for s in scales if s > 1 and ((h - 1) % s or (w - 1) % s)]
+            off = coarse_scales_flipping_off_grid(shape_hw, scales)
             if off:
                 warnings.warn(f"flips with deep-supervision maps at scale(s) {off} on {h}x{w} slices: the coarse maps are flipped "
                               "as stored and may be off by one coarse pixel (coarse labels are exact).", UserWarning, stacklevel=3)
@@ -362,16 +362,20 @@ def rrw_from_sdf(sdf: np.ndarray, offset: float) -> np.ndarray:
 # Dataset
 
 
+def coarse_scales_flipping_off_grid(shape_hw, scales: Sequence[int]) -> List[int]:
+    """Scales s > 1 whose coarse grid label[::s, ::s] a flip does not map onto itself
+    ((H - 1) or (W - 1) not a multiple of s): stored coarse maps moved by a flip are off there."""
+    h, w = shape_hw
+    return [s for s in scales if s > 1 and ((h - 1) % s or (w - 1) % s)]
+
+
 def _inexact_for_stored(kinds: Sequence[str], shape_hw, scales: Sequence[int]) -> bool:
     """Whether moving stored maps with these augmentations would not give the maps of the
     augmented label: a resampling augmentation, or flips of coarse maps whose grid
     label[::s, ::s] does not flip onto itself ((H - 1) or (W - 1) not a multiple of s)."""
     if any(k in UNSAFE_AUGMENTATIONS for k in kinds):
         return True
-    if "flip" in kinds and shape_hw is not None:
-        h, w = shape_hw
-        return any(s > 1 and ((h - 1) % s or (w - 1) % s) for s in scales)
-    return False
+    return "flip" in kinds and shape_hw is not None and bool(coarse_scales_flipping_off_grid(shape_hw, scales))
 
 
 def _maps_library_loads() -> bool:

@@ -7,7 +7,6 @@ Multi-node:       torchrun --nnodes N --node_rank R --master_addr HOST --nproc_p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime
 import json
@@ -266,7 +265,7 @@ def coral_pretrain(a, d: Dist, index: MedprepIndex, train_samples, in_ch: int, o
 
 @torch.no_grad()
 def validate(model, loader, loss_fn: SegLoss, index: MedprepIndex, d: Dist, epoch: int, epochs: int, a,
-             overlay_ids=(), prec: Optional[Precision] = None):
+             prec: Precision, overlay_ids=()):
     """Loss and metrics over the validation loader; `overlay_ids` are the samples to draw."""
     model.eval()
     ordinal = index.ordinal
@@ -277,9 +276,8 @@ def validate(model, loader, loss_fn: SegLoss, index: MedprepIndex, d: Dist, epoc
     picks = {}
     for batch in _bar(loader, len(loader), "validate", d.main and not a.no_progress):
         batch = _to(batch, d.device)
-        x = batch["image"] if prec is None else prec.input(batch["image"])
-        with prec.autocast() if prec is not None else contextlib.nullcontext():
-            logits = model(x)
+        with prec.autocast():
+            logits = model(prec.input(batch["image"]))
         logits = Precision.float32(logits)
         loss, _ = loss_fn(logits, batch, epoch, epochs)
         total += float(loss) * logits.shape[0]
@@ -466,7 +464,7 @@ def run(a: argparse.Namespace) -> dict:
             do_val = ((ep + 1) % a.val_every == 0) or ep == a.epochs - 1
             if d.main and do_val and val_loader is not None:
                 val, picks = validate(model, val_loader, val_loss_fn, index, d, ep, a.epochs, a,
-                                      overlay_ids if ep == a.epochs - 1 else (), prec)
+                                      prec, overlay_ids if ep == a.epochs - 1 else ())
                 h["val"] = val
                 final = val
                 if picks:
