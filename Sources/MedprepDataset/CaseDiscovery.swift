@@ -18,27 +18,9 @@ public struct Discovery: Sendable {
     public var problems: [(id: String, file: String, message: String)]
 }
 
-/// Finds cases from manifest templates or an nnU-Net dataset.json. Results are sorted by id,
+/// Finds the cases a set of templates describes (`ResolvedDataset` picks the templates). Results are sorted by id,
 /// so nothing depends on directory listing order.
 public enum CaseDiscovery {
-    public static func discover(root: String, manifest: Manifest) throws -> (Discovery, LabelSpec) {
-        let layout = manifest.layout ?? (FileIO.exists(root + "/dataset.json") && manifest.cases == nil ? .nnunet : .templates)
-        switch layout {
-        case .nnunet:
-            let nn = try NNUNetDataset.load(root: root)
-            let labels = manifest.labels ?? nn.labels
-            return (try discover(root: root, spec: nn.caseSpec), labels)
-        case .templates:
-            guard let spec = manifest.cases else {
-                throw MedprepError(.invalidArgument, path: root, "the manifest has no 'cases' templates and the folder has no dataset.json.")
-            }
-            guard let labels = manifest.labels else {
-                throw MedprepError(.invalidArgument, path: root, "manifest key 'labels' is required (classes with their mask values).")
-            }
-            return (try discover(root: root, spec: spec), labels)
-        }
-    }
-
     public static func discover(root: String, spec: CaseSpec) throws -> Discovery {
         let files = try listFiles(root)
         let excludes = try spec.exclude.map { try Template($0) }

@@ -305,6 +305,18 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
 
 extension GeometrySpec.SpacingEntry { init(value: Double?) { self.value = value } }
 
+extension GeometrySpec {
+    /// The slice axis as Processing's type (a voxel axis of the reoriented volume).
+    public var slicing: SliceAxis { SliceAxis(rawValue: sliceAxis.rawValue)! }
+
+    /// The voxel axis of a file with `affine` that becomes the slice axis once the volume is
+    /// reoriented to `orientation`: convert slices along it, validate counts per slice along it
+    /// (2 when the affine cannot be reoriented; convert then refuses the file).
+    public func sourceSliceAxis(_ affine: Affine4) -> Int {
+        (try? AxisReorientation.between(affine: affine, target: orientation))?.inputAxis[slicing.index] ?? 2
+    }
+}
+
 public struct IntensitySpec: Codable, Sendable, Equatable {
     public enum Mode: String, Codable, Sendable, CaseIterable {
         /// z-score per case over all voxels.

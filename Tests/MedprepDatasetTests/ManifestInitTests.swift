@@ -14,7 +14,8 @@ import Testing
         for dir in dirs {
             let inferred = try ManifestInit.infer(root: dir)
             let m = try Manifest.parse(inferred.yaml, path: dir)
-            let (disc, labels) = try CaseDiscovery.discover(root: dir, manifest: m)
+            let disc = try ResolvedDataset.resolve(root: dir, manifest: m)
+            let labels = try disc.conversionLabels()
             #expect(disc.cases.count == (dir.hasSuffix("synth3d") ? 2 : 3), "\(dir)")
             #expect(labels.classes.count == 4, "\(inferred.yaml)")
             if dir.hasSuffix("synth2d") { #expect(labels.classes.map(\.value) == [0, 85, 170, 255]) }

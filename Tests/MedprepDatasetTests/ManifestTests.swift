@@ -105,7 +105,8 @@ import Testing
         let dirs = try Synth.write(to: d, options: opts)
         for dir in dirs {
             let m = try Manifest.load(path: dir + "/manifest.yaml")
-            let (disc, labels) = try CaseDiscovery.discover(root: dir, manifest: m)
+            let disc = try ResolvedDataset.resolve(root: dir, manifest: m)
+            let labels = try disc.conversionLabels()
             #expect(disc.problems.isEmpty, "\(dir)")
             #expect(disc.cases.count == (dir.hasSuffix("synth3d") ? 2 : 3))
             #expect(labels.classes.count == 4 && labels.ordinal)

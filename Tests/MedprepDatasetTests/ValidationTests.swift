@@ -307,7 +307,7 @@ enum ValidationFixtures {
 
     @Test func zero255InBinaryManifestSaysRemap() throws {
         let labels = LabelSpec(classes: [ClassSpec(name: "bg", value: 0), ClassSpec(name: "lesion", value: 1)])
-        let v = CaseValidator(labels: labels, options: .init(), sliceAxis: .z)
+        let v = CaseValidator(labels: labels, options: .init(), geometry: .init())
         var px = [UInt8](repeating: 0, count: 100)
         for i in 30..<60 { px[i] = 255 }
         let img = MedicalImage(format: .png, dims: [10, 10], spacing: [1, 1], affine: .identity, affineSource: .image2D, voxels: .uint8(px))

@@ -29,7 +29,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".build" / "fuzz"
-BINARY = BUILD / "debug" / "medprep-fuzz"
 CORPUS = ROOT / ".build" / "fuzz-corpus"
 ARTIFACTS = ROOT / ".build" / "fuzz-artifacts"
 FIX = ROOT / "Tests" / "Fixtures"
@@ -60,16 +59,24 @@ def clang_rt() -> Path:
     return Path(hits[0])
 
 
-def build() -> None:
+def binary(config: str) -> Path:
+    return BUILD / config / "medprep-fuzz"
+
+
+def build(config: str) -> None:
+    """`config` debug (the smoke run: quick to build) or release (long runs: 2-4x the executions a second;
+    -enable-testing keeps the @testable imports working, Swift's bounds checks stay on at -O)."""
     cov = "inline-8bit-counters,pc-table,trace-cmp"
-    flags = ["-Xswiftc", "-sanitize=address", "-Xswiftc", f"-sanitize-coverage=edge,{cov}",
+    flags = ["-Xswiftc", "-enable-testing"] if config == "release" else []
+    flags += ["-Xswiftc", "-sanitize=address", "-Xswiftc", f"-sanitize-coverage=edge,{cov}",
              "-Xcc", "-fsanitize=address", "-Xcc", f"-fsanitize-coverage={cov}",
              "-Xlinker", str(clang_rt()), "-Xlinker", "-lstdc++"]
     env = dict(os.environ, MEDPREP_FUZZ="1")
-    cmd = ["swift", "build", "-c", "debug", "--scratch-path", str(BUILD), "--product", "medprep-fuzz"] + flags
-    print("fuzz: building medprep-fuzz (address sanitizer, libFuzzer coverage) in .build/fuzz", file=sys.stderr, flush=True)
+    cmd = ["swift", "build", "-c", config, "--scratch-path", str(BUILD), "--product", "medprep-fuzz"] + flags
+    print(f"fuzz: building medprep-fuzz ({config}, address sanitizer, libFuzzer coverage) in .build/fuzz",
+          file=sys.stderr, flush=True)
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if p.returncode != 0 or not BINARY.exists():
+    if p.returncode != 0 or not binary(config).exists():
         lines = [ln for ln in (p.stdout + p.stderr).splitlines() if "error" in ln and "Cannot export" not in ln]
         sys.exit("fuzz: build failed:\n" + "\n".join(lines[-20:]))
 
@@ -122,7 +129,7 @@ def run_target(target: str, corpus: Path, args) -> dict:
     art = ARTIFACTS / target
     art.mkdir(parents=True, exist_ok=True)
     before = set(os.listdir(art))
-    cmd = [str(BINARY), str(corpus), f"-dict={DICTS / TARGETS[target][1]}", f"-artifact_prefix={art}/",
+    cmd = [str(binary(args.config)), str(corpus), f"-dict={DICTS / TARGETS[target][1]}", f"-artifact_prefix={art}/",
            f"-rss_limit_mb={args.rss_limit_mb}", f"-malloc_limit_mb={args.malloc_limit_mb}", "-timeout=20",
            "-print_final_stats=1", "-use_value_profile=1"]
     if args.runs:
@@ -167,17 +174,20 @@ def main(argv=None) -> int:
     ap.add_argument("--malloc-limit-mb", type=int, default=512, help="one allocation above this is a finding")
     ap.add_argument("--medprep", default=str(ROOT / ".build" / "release" / "medprep"),
                     help="release binary for the generated seeds (index.json, manifests)")
+    ap.add_argument("--config", choices=("debug", "release"), default=None,
+                    help="build configuration (default: debug for --smoke, release otherwise)")
     ap.add_argument("--no-build", action="store_true", help="use the medprep-fuzz already built")
     ap.add_argument("--summary", default=str(ROOT / ".build" / "fuzz-summary.json"))
     args = ap.parse_args(argv)
     if args.smoke:
         args.seconds, args.runs, args.seed = 6, 0, args.seed or 1
+    args.config = args.config or ("debug" if args.smoke else "release")
     targets = list(TARGETS) if args.targets == "all" else [t.strip() for t in args.targets.split(",") if t.strip()]
     bad = [t for t in targets if t not in TARGETS]
     if bad:
         ap.error(f"unknown target(s) {', '.join(bad)}; expected some of {', '.join(TARGETS)}")
     if not args.no_build:
-        build()
+        build(args.config)
     extra = generated_seeds(args.medprep)
     results = []
     for t in targets:

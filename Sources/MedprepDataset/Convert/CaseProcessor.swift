@@ -32,9 +32,11 @@ public struct ConvertPlan: Sendable {
     public var ctStatistics: [CTStatistics]?
     /// Threads used inside one case (slices' maps); cases themselves run on `--jobs` workers.
     public var threadsPerCase: Int
+    /// How far a case's files may be apart and still share a grid (validate's table).
+    public var tolerances = GeometryTolerances()
 
     var classCount: Int { labels.classes.count }
-    var axis: SliceAxis { SliceAxis(rawValue: manifest.geometry.sliceAxis.rawValue)! }
+    var axis: SliceAxis { manifest.geometry.slicing }
 }
 
 /// read → reorient to canonical → resample → normalise intensities → slice → shape each slice →
@@ -55,8 +57,8 @@ public enum CaseProcessor {
         var images: [MedicalImage] = []
         for (ch, p) in c.images.enumerated() {
             let img = NIfTIReader.handles(p) ? try NIfTIReader.read(path: p, as: .scaledFloat32) : try ImageReader.read(path: p)
-            if let first = images.first, first.dims.prefix(3) != img.dims.prefix(3) {
-                throw MedprepError(.mismatch, path: p, "image channel \(ch) is \(img.dims) but channel 0 is \(first.dims).")
+            if let first = images.first {
+                try checkGrid(img, path: p, on: first, path: c.images[0], isMask: false, tolerances: plan.tolerances)
             }
             images.append(img)
             try source("image", p, channel: c.images.count > 1 ? ch : nil)
@@ -205,29 +207,30 @@ public enum CaseProcessor {
         let mapping = LabelMapping(plan.labels)
         if !c.nestedMasks.isEmpty {
             let masks = try c.nestedMasks.map { try ImageReader.read(path: $0) }
-            for (p, mk) in zip(c.nestedMasks, masks) { try checkGrid(mk, reference, maskPath: p, imagePath: c.images[0]) }
+            for (p, mk) in zip(c.nestedMasks, masks) {
+                try checkGrid(mk, path: p, on: reference, path: c.images[0], isMask: true, tolerances: plan.tolerances)
+            }
             return (try LabelMapping.nested(masks, path: c.nestedMasks[0]), nil, nil)
         }
         guard let path = c.mask else {
             throw MedprepError(.invalidArgument, path: c.images[0], "case '\(c.id)' has no mask.")
         }
         let mask = try ImageReader.read(path: path)
-        try checkGrid(mask, reference, maskPath: path, imagePath: c.images[0])
+        try checkGrid(mask, path: path, on: reference, path: c.images[0], isMask: true, tolerances: plan.tolerances)
         let lossy = mask.format == .jpeg
         let mapped = try mapping.map(mask.frameCount > 1 ? try mask.frame(0) : mask, path: path, lossy: lossy)
         return (mapped.classes, lossy ? mapped.ambiguousPixels : nil, path)
     }
 
-    /// The mask must lie on the image's grid: same size and (for volumes) the same affine to 1e-3 mm.
-    static func checkGrid(_ mask: MedicalImage, _ image: MedicalImage, maskPath: String, imagePath: String) throws {
-        guard mask.spatialDims == image.spatialDims else {
-            throw MedprepError(.mismatch, path: maskPath,
-                               "mask is \(mask.spatialDims.map(String.init).joined(separator: "x")) but image '\(imagePath)' is \(image.spatialDims.map(String.init).joined(separator: "x")).")
-        }
-        let d = mask.affine.maxAbsDifference(image.affine)
-        guard d <= 1e-3 else {
-            throw MedprepError(.mismatch, path: maskPath,
-                               "mask affine differs from image '\(imagePath)' by up to \(formatShort(d)) (run 'medprep validate' for details).")
+    /// A mask or image channel must lie on the first image's grid, by validate's own check and
+    /// tolerances: what `medprep validate` reports as an error here, convert refuses, and nothing
+    /// else (a difference within the tolerances is taken as the same grid: the image's).
+    static func checkGrid(_ other: MedicalImage, path otherPath: String, on image: MedicalImage, path imagePath: String,
+                          isMask: Bool, tolerances: GeometryTolerances) throws {
+        let findings = GeometryChecks.pairChecks(reference: .of(image: image, path: imagePath), other: .of(image: other, path: otherPath),
+                                                 otherIsMask: isMask, caseID: "", tolerances: tolerances)
+        if let f = findings.first(where: { $0.severity == .error }) {
+            throw MedprepError(.mismatch, path: otherPath, "\(f.code.rawValue): \(f.message)")
         }
     }
 

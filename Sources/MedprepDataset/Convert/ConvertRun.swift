@@ -50,6 +50,8 @@ public final class ConvertRun {
     /// Position of each case of this run in the full sorted dataset (its case_index).
     public let caseIndices: [Int]
     public let discoveryProblems: [(id: String, file: String, message: String)]
+    /// The dataset as resolved for this run; its error-level validation runs on this value.
+    public let dataset: ResolvedDataset
     let outDir: String
     /// Called after each case is placed (for progress bars): (cases done, cases total, case id).
     public var onCase: ((Int, Int, String) -> Void)?
@@ -59,32 +61,27 @@ public final class ConvertRun {
     /// `manifest`: use this one instead of reading the manifest file (manifest init's projection).
     public init(options: ConvertOptions, manifest given: Manifest? = nil) throws {
         self.options = options
-        let root = options.datasetRoot.hasSuffix("/") && options.datasetRoot.count > 1 ? String(options.datasetRoot.dropLast()) : options.datasetRoot
-        let manifestPath = options.manifestPath ?? root + "/manifest.yaml"
-        if let given {
-            manifest = given
-        } else if FileIO.exists(manifestPath) {
-            manifest = try Manifest.load(path: manifestPath)
-        } else if options.manifestPath == nil && FileIO.exists(root + "/dataset.json") {
-            manifest = Manifest(name: (root as NSString).lastPathComponent, layout: .nnunet)
-        } else {
-            throw MedprepError(.fileNotFound, path: manifestPath, "manifest not found (give --manifest, or run 'medprep manifest init \(root)').")
+        // The dataset as validate sees it (one manifest lookup, one layout rule); classes must be
+        // declared. `given`: the same folder with a manifest held in memory (manifest init).
+        let resolved = try given.map { try ResolvedDataset.resolve(root: options.datasetRoot, manifest: $0, manifestPath: options.manifestPath) }
+            ?? ResolvedDataset.resolve(root: options.datasetRoot, manifestPath: options.manifestPath)
+        let labels = try resolved.conversionLabels()
+        manifest = resolved.effectiveManifest
+        guard !resolved.cases.isEmpty else {
+            throw MedprepError(.invalidArgument, path: resolved.root, "no cases found (check the manifest's 'cases' templates).")
         }
-        let (disc, labels) = try CaseDiscovery.discover(root: root, manifest: manifest)
-        guard !disc.cases.isEmpty else {
-            throw MedprepError(.invalidArgument, path: root, "no cases found (check the manifest's 'cases' templates).")
-        }
+        dataset = resolved
         self.labels = labels
-        discoveryProblems = disc.problems
-        var all = Array(disc.cases.enumerated())
+        discoveryProblems = resolved.problems
+        var all = Array(resolved.cases.enumerated())
         if let (i, n) = options.part {
             guard n >= 1, i >= 0, i < n else { throw MedprepError(.invalidArgument, "--part '\(i)/\(n)' must satisfy 0 <= i < n.") }
-            let lo = disc.cases.count * i / n, hi = disc.cases.count * (i + 1) / n
+            let lo = resolved.cases.count * i / n, hi = resolved.cases.count * (i + 1) / n
             all = Array(all[lo..<hi])
         }
         cases = all.map(\.element)
         caseIndices = all.map(\.offset)
-        allCases = disc.cases
+        allCases = resolved.cases
         if let (i, n) = options.part {
             outDir = options.output + "/parts/\(i)-of-\(n)"
         } else {
@@ -108,9 +105,9 @@ public final class ConvertRun {
         if !options.skipValidation {
             // This run's cases only (a job array of n parts reads each case once); discovery's
             // pairing problems are kept for every part.
-            let (root, manifest, threads) = (options.datasetRoot, manifest, max(1, options.jobs, defaultThreadCount))
+            let (dataset, threads) = (dataset, max(1, options.jobs, defaultThreadCount))
             let mine: Set<String>? = options.part == nil ? nil : Set(cases.map(\.id))
-            validation = BackgroundWork { try Self.errorFindings(root: root, manifest: manifest, caseIDs: mine, threads: threads) }
+            validation = BackgroundWork { Self.errorFindings(dataset: dataset, caseIDs: mine, threads: threads) }
         }
         defer { _ = try? validation?.wait() }
         do {
@@ -127,8 +124,8 @@ public final class ConvertRun {
 
     /// validate's error-level findings on the dataset (restricted to `caseIDs` when given; the
     /// pairing problems stay, they need no reading). The report does not depend on `threads`.
-    static func errorFindings(root: String, manifest: Manifest, caseIDs: Set<String>?, threads: Int) throws -> [Finding] {
-        var dataset = try ValidationDataset.resolve(root: root, manifest: manifest)
+    static func errorFindings(dataset given: ResolvedDataset, caseIDs: Set<String>?, threads: Int) -> [Finding] {
+        var dataset = given
         if let caseIDs { dataset.cases = dataset.cases.filter { caseIDs.contains($0.id) } }
         var scope = ValidationOptions()
         scope.scope = .errors

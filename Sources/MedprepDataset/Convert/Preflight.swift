@@ -123,7 +123,7 @@ public struct ConvertPreflight: Sendable {
         let probes = try c.images.map { try ImageProbe.probe(path: $0) }
         let ref = probes[0]
         var dims = ref.dims, spacing = ref.spacing
-        var axis = SliceAxis(rawValue: m.geometry.sliceAxis.rawValue)!
+        var axis = m.geometry.slicing
         if ref.is2D {
             axis = .z
         } else {

@@ -27,19 +27,13 @@ struct CaseResult: Sendable {
 struct CaseValidator: Sendable {
     let labels: LabelSpec?
     let options: ValidationOptions
-    let sliceAxis: GeometrySpec.Axis
+    let geometry: GeometrySpec
 
     var classNames: [String]? { labels?.classes.map(\.name) }
 
     func className(_ code: Int, values: [MaskCodes.Raw]) -> String {
         if let names = classNames, code < names.count { return "'\(names[code])'" }
         return code < values.count ? "value \(values[code].text)" : "class \(code)"
-    }
-
-    /// Voxel axis that runs along the manifest's slice axis (world x/y/z), else the third.
-    static func voxelSliceAxis(_ affine: Affine4, _ axis: GeometrySpec.Axis) -> Int {
-        let world = ["x": 0, "y": 1, "z": 2][axis.rawValue] ?? 2
-        return Orientation.axisMappings(affine).firstIndex { $0?.worldAxis == world } ?? 2
     }
 
     static func isNIfTI(_ p: String) -> Bool { NIfTIReader.handles(p) }
@@ -118,10 +112,10 @@ struct CaseValidator: Sendable {
             r.spacing = ref.is2D ? Array(ref.spacing.prefix(2)) : ref.spacing
             r.is2D = ref.is2D
             for g in imageGeos.dropFirst().compactMap({ $0 }) {
-                r.findings += GeometryChecks.pairChecks(reference: ref, other: g, otherIsMask: false, caseID: id, options: options)
+                r.findings += GeometryChecks.pairChecks(reference: ref, other: g, otherIsMask: false, caseID: id, tolerances: options.tolerances)
             }
             for g in maskGeos.compactMap({ $0 }) {
-                r.findings += GeometryChecks.pairChecks(reference: ref, other: g, otherIsMask: true, caseID: id, options: options)
+                r.findings += GeometryChecks.pairChecks(reference: ref, other: g, otherIsMask: true, caseID: id, tolerances: options.tolerances)
             }
         }
 
@@ -201,7 +195,7 @@ struct CaseValidator: Sendable {
             r.contentHash = hashes.joined(separator: "-")
         }
         return CaseOutput(result: r, image: firstImage, codes: codes, grid: maskGrid,
-                          sliceAxis: maskGrid.map { $0.is2D ? 2 : Self.voxelSliceAxis(maskAffine, sliceAxis) } ?? 2,
+                          sliceAxis: maskGrid.map { $0.is2D ? 2 : self.geometry.sourceSliceAxis(maskAffine) } ?? 2,
                           marks: marks)
     }
 
@@ -424,7 +418,7 @@ struct CaseValidator: Sendable {
         let connText = grid.is2D ? (full ? "8" : "4") : (full ? "26" : "6")
         let unit = grid.is2D ? "pixels" : "voxels"
         let ordinal = labels?.ordinal == true || (labels == nil && r.nestedMasks.count > 0)
-        let sa = grid.is2D ? 2 : Self.voxelSliceAxis(affine, sliceAxis)
+        let sa = grid.is2D ? 2 : geometry.sourceSliceAxis(affine)
         let s = MaskStructure.analyse(codes: mc.codes, grid: grid, classCount: mc.classValues.count, ordinal: ordinal,
                                       full: full, minComponentSize: options.minComponentSize, sliceAxis: sa)
         // Small components, per class.

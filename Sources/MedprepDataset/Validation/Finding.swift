@@ -147,6 +147,21 @@ public struct Finding: Sendable {
     }
 }
 
+/// The one table of geometry tolerances: validate reports a difference above them as an error
+/// (or, within one file, a warning), and convert refuses exactly those files, with the same check
+/// (`GeometryChecks.pairChecks`). Defaults are documented in docs/validate.md.
+public struct GeometryTolerances: Sendable, Equatable {
+    /// Relative difference of voxel spacing between image and mask (or channel), and of the voxel
+    /// sizes of a file's qform and sform.
+    public var spacingRelative: Double = 1e-3
+    /// Origin distance (mm) between image and mask (or channel), and between qform and sform.
+    public var originMM: Double = 0.01
+    /// Angle (degrees) between corresponding axis directions; also the shear limit.
+    public var directionDegrees: Double = 0.1
+
+    public init() {}
+}
+
 /// Tunable thresholds and what to run. Defaults are documented in docs/validate.md.
 public struct ValidationOptions: Sendable {
     public enum Scope: String, Sendable, CaseIterable {
@@ -161,12 +176,8 @@ public struct ValidationOptions: Sendable {
     public var connectivity: Int = 26
     /// Components smaller than this (voxels, or pixels in 2D) are reported.
     public var minComponentSize: Int = 10
-    /// Relative tolerance on spacing between image and mask.
-    public var spacingTolerance: Double = 1e-3
-    /// Origin difference (mm) tolerated between image and mask, and between qform and sform.
-    public var originToleranceMM: Double = 0.01
-    /// Angle (degrees) tolerated between axis directions; also the shear limit.
-    public var directionToleranceDegrees: Double = 0.1
+    /// How far an image, its channels and its mask may be apart and still share one grid.
+    public var tolerances = GeometryTolerances()
     /// A case's mean intensity is an outlier when it is more than this many typical (median
     /// within-case) standard deviations from the dataset's median mean.
     public var outlierZ: Double = 4
@@ -186,9 +197,9 @@ public struct ValidationOptions: Sendable {
             ("scope", .string(scope.rawValue)),
             ("connectivity", .int(connectivity)),
             ("min_component_size", .int(minComponentSize)),
-            ("spacing_tolerance", .number(spacingTolerance)),
-            ("origin_tolerance_mm", .number(originToleranceMM)),
-            ("direction_tolerance_degrees", .number(directionToleranceDegrees)),
+            ("spacing_tolerance", .number(tolerances.spacingRelative)),
+            ("origin_tolerance_mm", .number(tolerances.originMM)),
+            ("direction_tolerance_degrees", .number(tolerances.directionDegrees)),
             ("outlier_z", .number(outlierZ)),
             ("outlier_spread_ratio", .number(outlierSpreadRatio)),
             ("outlier_min_cases", .int(outlierMinCases)),

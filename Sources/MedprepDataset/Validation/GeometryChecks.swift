@@ -153,7 +153,7 @@ enum GeometryChecks {
                 let a = norm(column(q, c)), b = norm(column(s, c))
                 return max(a, b) > 0 ? abs(a - b) / max(a, b) : 0
             }.max() ?? 0
-            if dOrigin > options.originToleranceMM || dAngle > options.directionToleranceDegrees || dZoom > options.spacingTolerance {
+            if dOrigin > options.tolerances.originMM || dAngle > options.tolerances.directionDegrees || dZoom > options.tolerances.spacingRelative {
                 out.append(Finding(
                     .qformSformMismatch, case: caseID, file: g.path,
                     "qform (code \(h.qformCode)) and sform (code \(h.sformCode)) disagree: origins \(fmt(dOrigin)) mm apart, axes up to \(fmt(dAngle))° apart, voxel sizes up to \(fmt(dZoom * 100, 2))% apart; readers that prefer the qform (ITK, SimpleITK) place this file differently from nibabel and medprep (sform).",
@@ -184,7 +184,7 @@ enum GeometryChecks {
             let dev = abs(90 - angle(column(g.affine, a), column(g.affine, b)))
             if dev > worst { worst = dev; pair = (a, b) }
         }
-        if worst > options.directionToleranceDegrees {
+        if worst > options.tolerances.directionDegrees {
             let ang = angle(column(g.affine, pair.0), column(g.affine, pair.1))
             out.append(Finding(
                 .directionNonOrthonormal, case: caseID, file: g.path,
@@ -198,7 +198,7 @@ enum GeometryChecks {
             for c in 0..<axes where g.dims[c] > 1 {
                 let fromAffine = norm(column(g.affine, c)), stated = g.spacing[c]
                 let rel = abs(fromAffine - stated) / max(stated, 1e-12)
-                if rel > max(options.spacingTolerance, 1e-4) {
+                if rel > max(options.tolerances.spacingRelative, 1e-4) {
                     out.append(Finding(
                         .slicePositionsIrregular, case: caseID, file: g.path,
                         "pixdim says \(fmt(stated)) mm along \(names[c]) but the sform places consecutive positions \(fmt(fromAffine)) mm apart; tools that use pixdim and tools that use the affine disagree on where the slices are.",
@@ -212,8 +212,9 @@ enum GeometryChecks {
     }
 
     /// Checks between a reference file (the first image) and another file of the same case.
+    /// Convert refuses a case on the first error these return (`CaseProcessor.checkGrid`).
     static func pairChecks(reference r: FileGeometry, other o: FileGeometry, otherIsMask: Bool, caseID: String,
-                           options: ValidationOptions) -> [Finding] {
+                           tolerances: GeometryTolerances) -> [Finding] {
         var out: [Finding] = []
         let what = otherIsMask ? "mask" : "image channel"
         let sameShape = r.dims == o.dims && (!otherIsMask || o.frames == 1)
@@ -228,7 +229,7 @@ enum GeometryChecks {
         }
         let axes = r.is2D && o.is2D ? 2 : 3
         let rel = (0..<axes).map { abs(r.spacing[$0] - o.spacing[$0]) / max(r.spacing[$0], o.spacing[$0], 1e-12) }.max() ?? 0
-        if rel > options.spacingTolerance {
+        if rel > tolerances.spacingRelative {
             out.append(Finding(
                 .spacingMismatch, case: caseID, file: o.path,
                 "image spacing is \(vec(Array(r.spacing.prefix(axes)))) mm but the \(what)'s is \(vec(Array(o.spacing.prefix(axes)))) mm.",
@@ -238,7 +239,7 @@ enum GeometryChecks {
         }
         guard r.affineSource != .image2D || o.affineSource != .image2D else { return out }
         let dOrigin = distance(origin(r.affine), origin(o.affine))
-        if dOrigin > options.originToleranceMM {
+        if dOrigin > tolerances.originMM {
             out.append(Finding(
                 .originMismatch, case: caseID, file: o.path,
                 "image origin is \(vec(origin(r.affine))) mm but the \(what)'s is \(vec(origin(o.affine))) mm (\(fmt(dOrigin)) mm apart).",
@@ -247,7 +248,7 @@ enum GeometryChecks {
                 magnitude: dOrigin))
         }
         let dAngle = (0..<3).map { angle(column(r.affine, $0), column(o.affine, $0)) }.max() ?? 0
-        if dAngle > options.directionToleranceDegrees {
+        if dAngle > tolerances.directionDegrees {
             out.append(Finding(
                 .directionMismatch, case: caseID, file: o.path,
                 "image axes are \(Orientation.code(r.affine)) and the \(what)'s \(Orientation.code(o.affine)); corresponding axes are up to \(fmt(dAngle, 2))° apart.",

@@ -24,14 +24,14 @@ public struct ValidationReport: Sendable {
 
     public var root: String
     public var manifestPath: String?
-    public var labelSource: ValidationDataset.LabelSource
+    public var labelSource: ResolvedDataset.LabelSource
     public var layout: String
     public var labels: LabelSpec?
     public var options: ValidationOptions
     public var findings: [Finding]
     public var cases: [CaseSummary]
 
-    init(dataset: ValidationDataset, options: ValidationOptions, results: [CaseResult], datasetFindings: [Finding]) {
+    init(dataset: ResolvedDataset, options: ValidationOptions, results: [CaseResult], datasetFindings: [Finding]) {
         root = dataset.root
         manifestPath = dataset.manifestPath
         labelSource = dataset.labelSource

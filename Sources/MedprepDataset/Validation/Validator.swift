@@ -3,82 +3,6 @@ import Foundation
 import MedprepCore
 import MedprepIO
 
-/// What is validated: the cases, where their classes come from, and the pairing problems found
-/// while discovering them.
-public struct ValidationDataset: Sendable {
-    public enum LabelSource: String, Sendable {
-        case manifest
-        case datasetJSON = "dataset.json"
-        /// No declaration anywhere: every integer value found is taken as a class.
-        case inferred
-    }
-
-    public var root: String
-    public var manifest: Manifest?
-    public var manifestPath: String?
-    /// nil when classes are inferred from the masks.
-    public var labels: LabelSpec?
-    public var labelSource: LabelSource
-    /// "nnunet", "templates", or "guessed '<image template>' + '<mask template>'".
-    public var layout: String
-    public var cases: [CaseFiles]
-    public var problems: [(id: String, file: String, message: String)]
-    public var sliceAxis: GeometrySpec.Axis
-
-    /// The dataset in `root` as `medprep validate` finds it: `manifestPath` if given, else
-    /// `manifest.yaml` in the folder, else nnU-Net's `dataset.json`, else the usual folder
-    /// layouts (imagesTr/labelsTr, images/masks, images/labels) with classes inferred.
-    public static func resolve(root: String, manifestPath: String? = nil) throws -> ValidationDataset {
-        if let manifestPath {
-            return try resolve(root: root, manifest: try Manifest.load(path: manifestPath), manifestPath: manifestPath)
-        }
-        for name in ["manifest.yaml", "manifest.yml", "manifest.json"] where FileIO.exists(root + "/" + name) {
-            let path = root + "/" + name
-            return try resolve(root: root, manifest: try Manifest.load(path: path), manifestPath: path)
-        }
-        if FileIO.exists(root + "/dataset.json") {
-            let nn = try NNUNetDataset.load(root: root)
-            let d = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
-            return ValidationDataset(root: root, manifest: nil, manifestPath: nil, labels: nn.labels, labelSource: .datasetJSON,
-                                     layout: "nnunet", cases: d.cases, problems: d.problems, sliceAxis: .z)
-        }
-        let guesses: [(String, String)] = [
-            ("imagesTr/{id}_0000.*", "labelsTr/{id}.*"),
-            ("images/{id}.*", "masks/{id}.*"),
-            ("images/{id}.*", "labels/{id}.*"),
-        ]
-        for (img, msk) in guesses {
-            let d = try CaseDiscovery.discover(root: root, spec: CaseSpec(images: [img], mask: msk))
-            if !d.cases.isEmpty || !d.problems.isEmpty {
-                return ValidationDataset(root: root, manifest: nil, manifestPath: nil, labels: nil, labelSource: .inferred,
-                                         layout: "guessed '\(img)' + '\(msk)'", cases: d.cases, problems: d.problems, sliceAxis: .z)
-            }
-        }
-        throw MedprepError(.invalidArgument, path: root,
-                           "no manifest.yaml, no dataset.json and no imagesTr/labelsTr, images/masks or images/labels folders; pass --manifest to say where the images and masks are.")
-    }
-
-    /// The dataset described by a manifest (nnU-Net layout or templates).
-    public static func resolve(root: String, manifest: Manifest, manifestPath: String? = nil) throws -> ValidationDataset {
-        let nnunet = manifest.layout == .nnunet || (manifest.layout == nil && manifest.cases == nil && FileIO.exists(root + "/dataset.json"))
-        if nnunet {
-            let nn = try NNUNetDataset.load(root: root)
-            let d = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
-            return ValidationDataset(root: root, manifest: manifest, manifestPath: manifestPath, labels: manifest.labels ?? nn.labels,
-                                     labelSource: manifest.labels != nil ? .manifest : .datasetJSON, layout: "nnunet",
-                                     cases: d.cases, problems: d.problems, sliceAxis: manifest.geometry.sliceAxis)
-        }
-        guard let spec = manifest.cases else {
-            throw MedprepError(.invalidArgument, path: manifestPath ?? root,
-                               "the manifest has no 'cases' templates and the folder has no dataset.json.")
-        }
-        let d = try CaseDiscovery.discover(root: root, spec: spec)
-        return ValidationDataset(root: root, manifest: manifest, manifestPath: manifestPath, labels: manifest.labels,
-                                 labelSource: manifest.labels != nil ? .manifest : .inferred, layout: "templates",
-                                 cases: d.cases, problems: d.problems, sliceAxis: manifest.geometry.sliceAxis)
-    }
-}
-
 /// `medprep validate` as a library: every check over every case, in parallel, one read of each
 /// file, memory bounded by one case per thread.
 ///
@@ -88,22 +12,22 @@ public struct ValidationDataset: Sendable {
 /// `medprep convert` runs `Validator.checkErrors(...)` first: only error-level checks, which read
 /// headers, masks and floating-point images only.
 public final class Validator: Sendable {
-    public let dataset: ValidationDataset
+    public let dataset: ResolvedDataset
     public let options: ValidationOptions
 
-    public init(dataset: ValidationDataset, options: ValidationOptions = .init()) {
+    public init(dataset: ResolvedDataset, options: ValidationOptions = .init()) {
         self.dataset = dataset
         self.options = options
     }
 
     /// A manifest already loaded (nil: look for manifest.yaml, dataset.json, or infer).
     public convenience init(manifest: Manifest?, root: String, options: ValidationOptions = .init()) throws {
-        let ds = try manifest.map { try ValidationDataset.resolve(root: root, manifest: $0) } ?? ValidationDataset.resolve(root: root)
+        let ds = try manifest.map { try ResolvedDataset.resolve(root: root, manifest: $0) } ?? ResolvedDataset.resolve(root: root)
         self.init(dataset: ds, options: options)
     }
 
     public convenience init(root: String, manifestPath: String?, options: ValidationOptions = .init()) throws {
-        self.init(dataset: try ValidationDataset.resolve(root: root, manifestPath: manifestPath), options: options)
+        self.init(dataset: try ResolvedDataset.resolve(root: root, manifestPath: manifestPath), options: options)
     }
 
     /// Error-level checks only (what convert runs before writing shards).
@@ -117,7 +41,7 @@ public final class Validator: Sendable {
     /// `progress(done, total)` is called from worker threads after each case.
     public func run(threads: Int = defaultThreadCount, progress: (@Sendable (Int, Int) -> Void)? = nil) -> ValidationReport {
         let cases = dataset.cases
-        let caseValidator = CaseValidator(labels: dataset.labels, options: options, sliceAxis: dataset.sliceAxis)
+        let caseValidator = CaseValidator(labels: dataset.labels, options: options, geometry: dataset.geometry)
         let store = ResultStore(count: cases.count)
         let thumbs = options.thumbnailsDirectory
         if let thumbs { try? FileManager.default.createDirectory(atPath: thumbs, withIntermediateDirectories: true) }
@@ -236,7 +160,7 @@ public final class Validator: Sendable {
                     details: [("class", .int(k)), ("masks", .int(decoded.count))], magnitude: Double(decoded.count)))
             }
         }
-        let validator = CaseValidator(labels: dataset.labels, options: options, sliceAxis: dataset.sliceAxis)
+        let validator = CaseValidator(labels: dataset.labels, options: options, geometry: dataset.geometry)
         for i in results.indices where results[i].structureChecked {
             let r = results[i]
             guard let counts = r.classCounts, counts.dropFirst().contains(where: { $0 > 0 }) else { continue }
