@@ -61,8 +61,11 @@ struct Convert: ParsableCommand {
             run.onCase = { done, _, id in bar.advance(note: id) }
             let summary = try run.run()
             bar.finish()
+            for w in summary.warnings { printNote("warning: \(w)") }
             if json {
                 print(summary.json.serialized(indent: 2))
+            } else if summary.alreadyComplete {
+                print("already complete: \(summary.cases) cases, \(summary.samples) slices, \(summary.shards) shards verified; nothing to resume: \(summary.indexPath)")
             } else {
                 print("converted \(summary.cases) cases (\(summary.skipped) skipped) into \(summary.samples) slices, "
                     + "\(summary.shards) shards, \(formatShort(Double(summary.bytes) / 1_048_576)) MiB in \(formatShort(summary.seconds)) s: \(summary.indexPath)")

@@ -37,7 +37,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        layout = try c.decodeIfPresent(Layout.self, forKey: .layout)
+        layout = try c.decodeChoice(Layout.self, forKey: .layout)
         cases = try c.decodeIfPresent(CaseSpec.self, forKey: .cases)
         labels = try c.decodeIfPresent(LabelSpec.self, forKey: .labels)
         geometry = try c.decodeIfPresent(GeometrySpec.self, forKey: .geometry) ?? .init()
@@ -209,9 +209,35 @@ public struct ClassSpec: Codable, Sendable, Equatable {
 
 public struct GeometrySpec: Codable, Sendable, Equatable {
     public enum Axis: String, Codable, Sendable, CaseIterable { case x, y, z }
+    /// How slices reach `size`: `pad` never crops and `crop` never pads (a slice that would need
+    /// the other is refused before anything is written); `pad-or-crop` does either per axis
+    /// (MONAI ResizeWithPadOrCrop) and reports the foreground it cropped away.
     public enum Fit: String, Codable, Sendable, CaseIterable {
         case pad, crop, resize
+        case padOrCrop = "pad-or-crop"
         case cropForeground = "crop-foreground"
+
+        /// The slice operation; nil for resize's margin-free counterpart handled by `shapeMode`.
+        public func shapeMode(margin: Int) -> SliceShapeMode {
+            switch self {
+            case .pad: .pad
+            case .crop: .crop
+            case .padOrCrop: .padOrCrop
+            case .cropForeground: .cropToForeground(margin: margin)
+            case .resize: .resize
+            }
+        }
+
+        /// Why an `height` x `width` slice cannot be shaped to `size` in this mode (nil: it can).
+        public func refusal(height: Int, width: Int, size: [Int]) -> String? {
+            switch self {
+            case .pad where height > size[0] || width > size[1]:
+                "\(height)x\(width) slices are larger than geometry.size \(size[0])x\(size[1]) and fit 'pad' never crops; use a larger size, or fit 'pad-or-crop' to centre-crop (the foreground cut away is reported)"
+            case .crop where height < size[0] || width < size[1]:
+                "\(height)x\(width) slices are smaller than geometry.size \(size[0])x\(size[1]) and fit 'crop' never pads; use a smaller size, or fit 'pad-or-crop'"
+            default: nil
+            }
+        }
     }
     public enum ImageInterpolation: String, Codable, Sendable, CaseIterable { case linear, cubic }
     public enum LabelInterpolation: String, Codable, Sendable, CaseIterable {
@@ -230,25 +256,29 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
     public var labelInterpolation: LabelInterpolation
     /// Margin in pixels around the foreground box for crop-foreground.
     public var foregroundMargin: Int
+    /// Image value of padded pixels, after normalisation; nil ('background', the default): each
+    /// channel's minimum over the case, so padding looks like the scan's own background and not
+    /// like tissue (0 is the mean after a z-score).
+    public var padValue: Double?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case orientation, sliceAxis = "slice_axis", targetSpacing = "target_spacing", size, fit
         case imageInterpolation = "image_interpolation", labelInterpolation = "label_interpolation"
-        case foregroundMargin = "foreground_margin"
+        case foregroundMargin = "foreground_margin", padValue = "pad_value"
     }
 
     public init(orientation: String = "RAS", sliceAxis: Axis = .z, targetSpacing: [Double?]? = nil, size: [Int]? = nil,
                 fit: Fit = .pad, imageInterpolation: ImageInterpolation = .linear,
-                labelInterpolation: LabelInterpolation = .nearest, foregroundMargin: Int = 8) {
+                labelInterpolation: LabelInterpolation = .nearest, foregroundMargin: Int = 8, padValue: Double? = nil) {
         self.orientation = orientation; self.sliceAxis = sliceAxis; self.targetSpacing = targetSpacing; self.size = size
         self.fit = fit; self.imageInterpolation = imageInterpolation; self.labelInterpolation = labelInterpolation
-        self.foregroundMargin = foregroundMargin
+        self.foregroundMargin = foregroundMargin; self.padValue = padValue
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
         orientation = try c.decodeIfPresent(String.self, forKey: .orientation) ?? "RAS"
-        sliceAxis = try c.decodeIfPresent(Axis.self, forKey: .sliceAxis) ?? .z
+        sliceAxis = try c.decodeChoice(Axis.self, forKey: .sliceAxis) ?? .z
         if (try? c.decode(String.self, forKey: .targetSpacing)) == "keep" {
             targetSpacing = nil
         } else if let raw = try c.decodeIfPresent([SpacingEntry].self, forKey: .targetSpacing) {
@@ -262,10 +292,20 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
         if let s = size, s.count != 2 || s.contains(where: { $0 < 1 || $0 > 16384 }) {
             throw invalid(c, .size, "must be [height, width] with each 1-16384, got \(s)")
         }
-        fit = try c.decodeIfPresent(Fit.self, forKey: .fit) ?? .pad
-        imageInterpolation = try c.decodeIfPresent(ImageInterpolation.self, forKey: .imageInterpolation) ?? .linear
-        labelInterpolation = try c.decodeIfPresent(LabelInterpolation.self, forKey: .labelInterpolation) ?? .nearest
+        fit = try c.decodeChoice(Fit.self, forKey: .fit) ?? .pad
+        imageInterpolation = try c.decodeChoice(ImageInterpolation.self, forKey: .imageInterpolation) ?? .linear
+        labelInterpolation = try c.decodeChoice(LabelInterpolation.self, forKey: .labelInterpolation) ?? .nearest
         foregroundMargin = try c.decodeIfPresent(Int.self, forKey: .foregroundMargin) ?? 8
+        if (try? c.decode(String.self, forKey: .padValue)) == "background" {
+            padValue = nil
+        } else if c.contains(.padValue) {
+            guard let v = try? c.decode(Double.self, forKey: .padValue), v.isFinite else {
+                throw invalid(c, .padValue, "must be a number or 'background'")
+            }
+            padValue = v
+        } else {
+            padValue = nil
+        }
         let letters = Set(orientation.uppercased())
         guard orientation.count == 3, [["L", "R"], ["A", "P"], ["S", "I"]].allSatisfy({ pair in pair.filter { letters.contains(Character($0)) }.count == 1 }) else {
             throw invalid(c, .orientation, "must be a 3-letter code such as 'RAS' or 'LPS', got '\(orientation)'")
@@ -300,6 +340,8 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
         try c.encode(imageInterpolation, forKey: .imageInterpolation)
         try c.encode(labelInterpolation, forKey: .labelInterpolation)
         try c.encode(foregroundMargin, forKey: .foregroundMargin)
+        // Left out at its default, so manifests written before the key existed keep their sha256.
+        try c.encodeIfPresent(padValue, forKey: .padValue)
     }
 }
 
@@ -321,7 +363,11 @@ public struct IntensitySpec: Codable, Sendable, Equatable {
     public enum Mode: String, Codable, Sendable, CaseIterable {
         /// z-score per case over all voxels.
         case zscore
-        /// z-score per case over foreground (mask > 0) voxels.
+        /// z-score per case with the statistics of the image's non-zero voxels (nnU-Net's
+        /// `use_mask_for_norm` region for MR, which needs no labels: reproducible at inference).
+        case zscoreNonzero = "zscore-nonzero"
+        /// z-score per case over foreground (mask > 0) voxels. Needs the mask, so inference
+        /// cannot repeat it; kept for datasets prepared that way.
         case zscoreForeground = "zscore-foreground"
         /// CT: clip to the dataset's foreground 0.5/99.5 percentiles, z-score with dataset statistics.
         case ct
@@ -337,7 +383,7 @@ public struct IntensitySpec: Codable, Sendable, Equatable {
     public init(mode: Mode = .zscore) { self.mode = mode }
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
-        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .zscore
+        mode = try c.decodeChoice(Mode.self, forKey: .mode) ?? .zscore
     }
 }
 
@@ -466,6 +512,20 @@ extension Decoder {
             throw ManifestKeyError(message: "unknown manifest key '\(at)'; expected one of: \(known.sorted().joined(separator: ", ")).")
         }
         return try container(keyedBy: K.self)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A string-valued choice; an unknown value is one sentence naming the key, the value and
+    /// the allowed ones (not Swift's "Cannot initialize Axis from invalid String value w").
+    func decodeChoice<T: RawRepresentable & CaseIterable>(_ type: T.Type, forKey key: Key) throws -> T?
+        where T.RawValue == String {
+        guard let raw = try decodeIfPresent(String.self, forKey: key) else { return nil }
+        guard let value = T(rawValue: raw) else {
+            let allowed = T.allCases.map { "'\($0.rawValue)'" }
+            throw invalid(self, key, "must be \(allowed.dropLast().joined(separator: ", ")) or \(allowed.last!), got '\(raw)'")
+        }
+        return value
     }
 }
 

@@ -20,7 +20,7 @@ public enum ManifestInit {
             let nn = try NNUNetDataset.load(root: root)
             let disc = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
             var notes = ["nnU-Net layout: \(disc.cases.count) cases from dataset.json"]
-            let geometry = try geometryBlock(disc.cases.first.map { $0.images[0] }, notes: &notes)
+            let (geometry, intensity) = try geometryBlock(disc.cases.first.map { $0.images[0] }, notes: &notes)
             return Inferred(yaml: """
                 # Written by 'medprep manifest init' from \(root)/dataset.json; review before converting.
                 name: \(name)
@@ -30,7 +30,7 @@ public enum ManifestInit {
                   classes:
                 \(nn.labels.classes.map { "    - {name: \($0.name), value: \($0.value ?? 0)}" }.joined(separator: "\n"))
                 \(geometry)
-                intensity: {mode: zscore-foreground}   # 'ct' for CT
+                intensity: {mode: \(intensity)}   # 'ct' for CT
                 \(mapsLine)
                 folds: {k: 5, seed: 0}
                 shard_size: 128
@@ -48,8 +48,7 @@ public enum ManifestInit {
         }
         var notes = ["templates: images '\(imageT)', mask '\(maskT)': \(disc.cases.count) cases, \(disc.problems.count) unpaired files"]
         let classes = try inferClasses(disc.cases.prefix(20).compactMap(\.mask), notes: &notes)
-        let geometry = try geometryBlock(disc.cases[0].images[0], notes: &notes)
-        let is2D = !NIfTIReader.handles(disc.cases[0].images[0])
+        let (geometry, intensity) = try geometryBlock(disc.cases[0].images[0], notes: &notes)
         return Inferred(yaml: """
             # Written by 'medprep manifest init' from \(root); review before converting.
             name: \(name)
@@ -61,7 +60,7 @@ public enum ManifestInit {
               classes:
             \(classes.joined(separator: "\n"))
             \(geometry)
-            intensity: {mode: \(is2D ? "rgb-01" : "zscore-foreground")}
+            intensity: {mode: \(intensity)}
             \(mapsLine)
             folds: {k: 5, seed: 0}
             shard_size: 128
@@ -137,25 +136,47 @@ public enum ManifestInit {
         return values.sorted().prefix(64).enumerated().map { i, v in "    - {name: \(i == 0 && v == 0 ? "background" : "class_\(i)"), value: \(v)}" }
     }
 
-    /// Geometry from the first image: slice size for 2D; median-free defaults for 3D.
-    static func geometryBlock(_ firstImage: String?, notes: inout [String]) throws -> String {
-        guard let p = firstImage else { return "geometry: {}" }
+    /// Geometry and intensity mode from the first image: slice size and rgb-01 for 2D;
+    /// median-free defaults for 3D, with nnU-Net's rule for MR normalisation (which needs no
+    /// labels): statistics over the non-zero voxels when their bounding box is under 3/4 of the
+    /// volume (a skull-stripped or cropped scan), else over all voxels.
+    static func geometryBlock(_ firstImage: String?, notes: inout [String]) throws -> (String, String) {
+        guard let p = firstImage else { return ("geometry: {}", "zscore") }
         let img = try ImageReader.read(path: p)
         if img.dims.count == 2 || img.format == .png || img.format == .jpeg {
-            return "geometry: {size: [\(img.dims[1]), \(img.dims[0])], fit: resize}"
+            return ("geometry: {size: [\(img.dims[1]), \(img.dims[0])], fit: resize}", "rgb-01")
         }
+        let share = nonzeroBoxShare(img)
+        let intensity = share < 0.75 ? "zscore-nonzero" : "zscore"
+        notes.append("intensity \(intensity): the first volume's non-zero voxels fill \(formatShort((share * 1000).rounded() / 10))% of it as a box")
         let sp = img.spacing.prefix(3).map { formatShort($0) }.joined(separator: ", ")
         notes.append("first volume: \(img.dims.map(String.init).joined(separator: "x")) at \(sp) mm, \(img.orientation)")
         let inPlane = img.spatialDims.prefix(2).max() ?? 256
         let size = [64, 128, 192, 256, 320, 384, 512].first { $0 >= inPlane } ?? 512
-        return """
+        return ("""
             geometry:
               orientation: RAS
               slice_axis: z
               target_spacing: [\(formatShort(img.spacing[0])), \(formatShort(img.spacing[min(1, img.spacing.count - 1)])), keep]
               size: [\(size), \(size)]
               fit: pad
-            """
+            """, intensity)
+    }
+
+    /// Volume of the bounding box of the first frame's non-zero voxels over the grid's volume.
+    static func nonzeroBoxShare(_ img: MedicalImage) -> Double {
+        let d = img.spatialDims
+        let values = img.scaledFloats()
+        var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
+        let perVoxel = max(1, img.channels)
+        for z in 0..<d[2] { for y in 0..<d[1] { for x in 0..<d[0] {
+            let i = ((z * d[1] + y) * d[0] + x) * perVoxel
+            guard i < values.count, values[i] != 0 else { continue }
+            for (a, v) in [x, y, z].enumerated() { lo[a] = min(lo[a], v); hi[a] = max(hi[a], v) }
+        } } }
+        guard hi[0] >= 0 else { return 1 }
+        let box = (0..<3).reduce(1.0) { $0 * Double(hi[$1] - lo[$1] + 1) }
+        return box / Double(d.reduce(1, *))
     }
 }
 

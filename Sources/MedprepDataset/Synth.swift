@@ -112,7 +112,7 @@ public enum Synth {
           slice_axis: z
           target_spacing: [1.0, 1.0, keep]
           size: [80, 80]
-          fit: pad
+          fit: pad-or-crop   # the default volumes give 72-82 px slices at 1 mm: the few larger ones lose background only
         intensity: {mode: zscore-foreground}
         maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2]}
         folds: {k: 3, seed: 0}

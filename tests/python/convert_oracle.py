@@ -10,7 +10,10 @@ Conventions followed (docs/normalisation.md, docs/shard-format.md, docs/distance
   zoom with order=1 (image) / order=0 (labels), grid_mode=True, mode='nearest';
 - resampled affine: A @ M, M[a, a] = n / n', M[a, 3] = 0.5 * n / n' - 0.5;
 - z-score: (x - mean) / max(std, 1e-8), population std, statistics over label > 0 for
-  `zscore-foreground` (all voxels when a case has no foreground);
+  `zscore-foreground` (all voxels when a case has no foreground), over image != 0 (after
+  resampling) for `zscore-nonzero`;
+- padding: geometry.pad_value, or by default ('background') each channel's minimum over the
+  normalised case;
 - boundary SDF: EDT(not M) * (1 - M) - (EDT(M) - 1) * M; RRW: +1 outside, -d / max(d) inside;
   empty class: SDF all 0, RRW all +1;
 - a class that fills the whole slice: scipy's virtual background voxel at index -1 on the array's
@@ -118,6 +121,12 @@ def slice_maps(labels: np.ndarray, classes: int, scales, virtual_axis: str = "y"
     return out
 
 
+def pad_value(geometry: dict, channel: np.ndarray) -> float:
+    """What padding holds: the manifest's pad_value, else the channel's minimum (its background)."""
+    v = geometry.get("pad_value", "background")
+    return float(channel.min()) if v == "background" else float(v)
+
+
 def zscore(img: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     vals = img[mask] if mask is not None and mask.any() else img
     mean, std = vals.mean(dtype=np.float64), vals.std(dtype=np.float64)
@@ -148,15 +157,18 @@ def convert_volume(image_path: Path, mask_path: Path, manifest: dict, value_to_c
         img = zscore(img, None)
     elif mode == "zscore-foreground":
         img = zscore(img, lab > 0)
+    elif mode == "zscore-nonzero":
+        img = zscore(img, img != 0)
     else:
         raise NotImplementedError(mode)
     nz = img.shape[2]
     h, w = g["size"]
+    fill = pad_value(g, img)
     images, labels, coords = [], [], []
     for k in range(nz):
         plane = img[:, :, k].T                     # [y, x]
         lplane = lab[:, :, k].T
-        images.append(shape_plane(plane, h, w)[None].astype(np.float32))
+        images.append(shape_plane(plane, h, w, fill)[None].astype(np.float32))
         labels.append(shape_plane(lplane, h, w))
         coords.append(nib.affines.apply_affine(affine, [0, 0, k])[2])
     return _finish(images, labels, coords, nz, manifest, virtual_axis=virtual_axis)
@@ -183,7 +195,8 @@ def convert_image2d(image_path: Path, mask_path: Path, manifest: dict, virtual_a
             lab[(m if m.ndim == 2 else m[:, :, 0]) == c.get("value", i)] = i
     assert (lab >= 0).all(), f"{mask_path}: values outside the class list"
     h, w = g.get("size") or lab.shape
-    return _finish([shape_plane(img, h, w)], [shape_plane(lab, h, w)], [0.0], 1, manifest, virtual_axis=virtual_axis)
+    planes = [shape_plane(img[c], h, w, pad_value(g, img[c])) for c in range(img.shape[0])]
+    return _finish([np.stack(planes)], [shape_plane(lab, h, w)], [0.0], 1, manifest, virtual_axis=virtual_axis)
 
 
 def _finish(images, labels, coords, count, manifest, virtual_axis) -> OracleCase:

@@ -211,7 +211,7 @@ BIG_MANIFEST = {
     "labels": {"ordinal": True, "classes": [{"name": n, "value": i} for i, n in
                                             enumerate(["background", "outer", "middle", "core"])]},
     "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": [1.0, 1.0, "keep"], "size": [96, 96],
-                 "fit": "pad"},
+                 "fit": "pad-or-crop"},
     "intensity": {"mode": "zscore-foreground"},
     "maps": {"sdf": True, "rrw": True, "scales": [1], "storage": "dense"},
     "folds": {"k": 5, "seed": 3},
@@ -617,7 +617,7 @@ def test_resume_after_the_first_journalled_shard(big, big_reference, medprep, tm
     assert_same_tree(reference, out)
 
 
-def test_resume_refuses_other_parameters_and_finished_output(big, converted, synth, manifests, medprep, tmp_path):
+def test_resume_refuses_other_parameters_and_verifies_finished_output(big, converted, synth, manifests, medprep, tmp_path):
     dataset, manifest = big
     out = tmp_path / "out"
     cmd = [str(medprep_binary()), "convert", str(dataset), "--out", str(out), "--manifest", str(manifest), "--jobs", "2"]
@@ -628,12 +628,28 @@ def test_resume_refuses_other_parameters_and_finished_output(big, converted, syn
     proc = convert(medprep, dataset, out, "--resume", manifest=write_manifest(tmp_path / "other.yaml", m), ok=False)
     assert proc.returncode == 1 and JOURNAL in proc.stderr, proc.stderr
     assert tree(out) == before
-    # a finished output has nothing to resume
+    # a finished output (a requeued job-array task): verified, nothing written, exit 0
     done = tmp_path / "done"
     shutil.copytree(converted["synth2d"][0], done)
-    proc = convert(medprep, synth / "synth2d", done, "--resume", manifest=manifests["synth2d"][0], ok=False)
-    assert proc.returncode == 1 and "index.json" in proc.stderr, proc.stderr
+    proc = convert(medprep, synth / "synth2d", done, "--resume", manifest=manifests["synth2d"][0])
+    summary = json.loads(proc.stdout)
+    index = json.loads((done / "index.json").read_text())
+    assert summary["already_complete"] is True
+    assert summary["samples"] == index["sample_count"] and summary["shards"] == len(index["shards"])
     assert tree(done) == tree(converted["synth2d"][0])
+    # ... but not one written with other parameters
+    m2 = copy.deepcopy(manifests["synth2d"][1])
+    m2["shard_size"] = 7
+    proc = convert(medprep, synth / "synth2d", done, "--resume", manifest=write_manifest(tmp_path / "m2.yaml", m2), ok=False)
+    assert proc.returncode == 1 and "the manifest" in proc.stderr and "--force" in proc.stderr, proc.stderr
+    # ... nor one whose shard changed since
+    shard = done / index["shards"][0]["file"]
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    proc = convert(medprep, synth / "synth2d", done, "--resume", manifest=manifests["synth2d"][0], ok=False)
+    assert proc.returncode == 1 and "does not verify" in proc.stderr and shard.name in proc.stderr, proc.stderr
+    assert shard.read_bytes() == bytes(data)
 
 
 def test_memory_does_not_grow_with_the_dataset(big, big_reference, tmp_path):

@@ -254,7 +254,7 @@ def main() -> None:
             "name": "bench", "layout": "nnunet",
             "labels": {"ordinal": True, "classes": [{"name": n, "value": i} for i, n in enumerate(CLASSES)]},
             "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": [1.0, 1.0, "keep"],
-                         "size": hw, "fit": "pad"},
+                         "size": hw, "fit": "pad-or-crop"},
             "intensity": {"mode": "zscore-foreground"},
             # dense: the Python pipeline stores every map too (tools/bench/bench_storage.py
             # compares the storage modes)

@@ -67,7 +67,7 @@ def manifest(name: str, classes: list[str], size, storage: str, dtype: str, imag
     return {
         "name": name, "layout": "nnunet",
         "labels": {"classes": [{"name": n, "value": i} for i, n in enumerate(classes)]},
-        "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": list(target), "size": list(size), "fit": "pad"},
+        "geometry": {"orientation": "RAS", "slice_axis": "z", "target_spacing": list(target), "size": list(size), "fit": "pad-or-crop"},
         "intensity": {"mode": "zscore"},
         "maps": {"sdf": True, "rrw": True, "convention": "boundary", "units": "px", "scales": [1],
                  "storage": storage, "dtype": dtype},

@@ -7,6 +7,8 @@ import MedprepProcessing
 public struct ShapedSlice: Sendable {
     public var sample: ShardSample
     public var spacing: [Double]
+    /// Label > 0 pixels the shaping cut off.
+    public var croppedForeground = 0
 }
 
 /// Everything a case contributes to the output: its slices (in slice order) and its index
@@ -104,12 +106,23 @@ public enum CaseProcessor {
         for (ch, vol) in channelVolumes.enumerated() {
             var v = vol
             switch m.intensity.mode {
-            case .zscore, .zscoreForeground:
-                let useMask = m.intensity.mode == .zscoreForeground && foreground.contains(true)
-                let mom = try Moments.of(vol.voxels, mask: useMask ? foreground : nil, threads: plan.threadsPerCase)
-                v.voxels = try IntensityNormalization.zScore(vol.voxels, mask: useMask ? foreground : nil, threads: plan.threadsPerCase)
-                stats.append(.object([("channel", .int(ch)), ("mean", .number(mom.mean)), ("std", .number(mom.std)),
-                                      ("foreground_only", .bool(useMask))]))
+            case .zscore, .zscoreForeground, .zscoreNonzero:
+                // The region the statistics come from; the whole image when it would be empty.
+                var region: [Bool]? = nil
+                if m.intensity.mode == .zscoreForeground && foreground.contains(true) { region = foreground }
+                if m.intensity.mode == .zscoreNonzero {
+                    let nonzero = vol.voxels.map { $0 != 0 }
+                    if nonzero.contains(true) { region = nonzero }
+                }
+                let mom = try Moments.of(vol.voxels, mask: region, threads: plan.threadsPerCase)
+                v.voxels = try IntensityNormalization.zScore(vol.voxels, mask: region, threads: plan.threadsPerCase)
+                var entry: [(String, JSON)] = [("channel", .int(ch)), ("mean", .number(mom.mean)), ("std", .number(mom.std))]
+                switch m.intensity.mode {
+                case .zscoreForeground: entry.append(("foreground_only", .bool(region != nil)))
+                case .zscoreNonzero: entry.append(("nonzero_only", .bool(region != nil)))
+                default: entry.append(("foreground_only", .bool(false)))
+                }
+                stats.append(.object(entry))
             case .ct:
                 guard let s = plan.ctStatistics, ch < s.count else {
                     throw MedprepError(.invalidArgument, "CT normalisation needs dataset statistics for channel \(ch).")
@@ -126,6 +139,11 @@ public enum CaseProcessor {
                 break
             }
             channelVolumes[ch] = v
+        }
+        // What padding is filled with, per channel (recorded in the case's normalisation entry).
+        let padValues: [Float] = channelVolumes.map { vol in
+            if let p = m.geometry.padValue { return Float(p) }
+            return vol.voxels.lazy.filter(\.isFinite).min() ?? 0
         }
 
         // Interleave channels, then cut slices ([C, H, W] planar).
@@ -144,10 +162,10 @@ public enum CaseProcessor {
         let count = imageVolume.dims[axis.index]
         let caseBox = SliceShaping.foregroundBox(labelVolume)?.inPlane(axis)
         let g = m.geometry
-        let mode: SliceShapeMode = switch g.fit {
-        case .pad, .crop: .padOrCrop
-        case .cropForeground: .cropToForeground(margin: g.foregroundMargin)
-        case .resize: .resize
+        let mode = g.fit.shapeMode(margin: g.foregroundMargin)
+        if let size = g.size, count > 0, let why = g.fit.refusal(height: imageVolume.dims[Slicing.planeAxes(axis).rows],
+                                                                  width: imageVolume.dims[Slicing.planeAxes(axis).columns], size: size) {
+            throw MedprepError(.invalidArgument, path: c.images[0], "case '\(c.id)': \(why).")
         }
         // One slot per slice, written by exactly one worker each.
         let box = UnsafeSendable(UnsafeMutableBufferPointer<Result<ShapedSlice, Error>?>.allocate(capacity: count))
@@ -161,18 +179,21 @@ public enum CaseProcessor {
                 let info = Slicing.info(imageVolume, axis: axis, index: i)
                 var img = try Slicing.slice(imageVolume, axis: axis, index: i)
                 var lab = try Slicing.slice(labels, axis: axis, index: i)
+                var cropped = 0
                 let (rowSpacing, colSpacing) = SliceShaping.shapedSpacing(row: info.rowSpacing, column: info.columnSpacing,
                                                                           height: img.height, width: img.width, size: g.size,
                                                                           resize: g.fit == .resize)
                 if let size = g.size {
+                    let before = Self.foregroundPixels(lab.values)
                     let shaped = try SliceShaping.shape(image: img, labels: lab, height: size[0], width: size[1], mode: mode,
-                                                        foreground: caseBox)
+                                                        foreground: caseBox, imagePadValues: padValues)
                     img = shaped.image!; lab = shaped.labels!
+                    if g.fit != .resize { cropped = before - Self.foregroundPixels(lab.values) }
                 }
                 // The maps are computed later, straight into the shard (`SliceMaps`).
                 return ShapedSlice(sample: ShardSample(image: img.values, label: lab.values, caseIndex: index, sliceIndex: i,
                                                        sliceCount: count, sliceCoordMM: info.worldCoordinate),
-                                   spacing: [colSpacing, rowSpacing])
+                                   spacing: [colSpacing, rowSpacing], croppedForeground: cropped)
             }
         }
         parallelFor(count, threads: plan.threadsPerCase, sliceWork)
@@ -196,8 +217,13 @@ public enum CaseProcessor {
             ("fold", .int(plan.folds[c.id] ?? 0)),
         ]
         if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }
+        // Foreground that shaping cut off (pad-or-crop, crop, crop-foreground): kept in the index
+        // and reported by convert, never lost silently.
+        let cropped = slices.reduce(0) { $0 + $1.croppedForeground }
+        if cropped > 0 { record.append(("foreground_pixels_cropped", .int(cropped))) }
         return CaseOutput(slices: slices, record: record,
-                          normalisation: .object([("case_index", .int(index)), ("channels", .array(stats))]),
+                          normalisation: .object([("case_index", .int(index)), ("channels", .array(stats)),
+                                                  ("pad_values", .numbers(padValues.map(Double.init)))]),
                           sliceHeight: h, sliceWidth: w, channels: C)
     }
 
@@ -233,6 +259,8 @@ public enum CaseProcessor {
             throw MedprepError(.mismatch, path: otherPath, "\(f.code.rawValue): \(f.message)")
         }
     }
+
+    static func foregroundPixels(_ labels: [UInt16]) -> Int { labels.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
 
     static func relative(_ path: String, to root: String) -> String {
         let r = root.hasSuffix("/") ? root : root + "/"

@@ -33,9 +33,19 @@ public struct ConvertSummary: Sendable {
     public var bytes: Int
     public var indexPath: String
     public var seconds: Double
+    /// `--resume` found the output complete and verified it: nothing was written.
+    public var alreadyComplete = false
+    /// Cases whose shaping cut off foreground (fit pad-or-crop or crop-foreground): id, pixels.
+    public var croppedForeground: [(id: String, pixels: Int)] = []
     public var json: JSON {
         .object([("cases", .int(cases)), ("skipped", .int(skipped)), ("samples", .int(samples)), ("shards", .int(shards)),
-                 ("bytes", .int(bytes)), ("index", .string(indexPath)), ("seconds", .number((seconds * 1000).rounded() / 1000))])
+                 ("bytes", .int(bytes)), ("index", .string(indexPath)), ("seconds", .number((seconds * 1000).rounded() / 1000)),
+                 ("foreground_pixels_cropped", .object(croppedForeground.map { ($0.id, .int($0.pixels)) })),
+                 ("already_complete", .bool(alreadyComplete))])
+    }
+    /// One warning per case that lost foreground to the slice size.
+    public var warnings: [String] {
+        croppedForeground.map { "case '\($0.id)': shaping to geometry.size cut off \($0.pixels) foreground pixels (index.json cases[].foreground_pixels_cropped); a larger size keeps them." }
     }
 }
 
@@ -101,6 +111,9 @@ public final class ConvertRun {
     /// no shard written) until it has passed; any failure reports validation's errors first.
     public func run() throws -> ConvertSummary {
         let t0 = monotonicNow()
+        if options.resume, FileIO.exists(outDir + "/index.json"), !FileIO.exists(outDir + "/" + Self.journalName) {
+            return try verifiedCompleteOutput(started: t0)
+        }
         var validation: BackgroundWork<[Finding]>? = nil
         if !options.skipValidation {
             // This run's cases only (a job array of n parts reads each case once); discovery's
@@ -274,9 +287,14 @@ public final class ConvertRun {
         try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
         unlink(outDir + "/" + Self.journalName)
         let bytes = journal.shards.compactMap { $0["bytes"]?.intValue }.reduce(0, +)
-        return ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
-                              shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
-                              seconds: monotonicNow() - t0)
+        var summary = ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
+                                     shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
+                                     seconds: monotonicNow() - t0)
+        summary.croppedForeground = journal.cases.compactMap { c in
+            guard let id = c["id"]?.stringValue, let n = c["foreground_pixels_cropped"]?.intValue else { return nil }
+            return (id, n)
+        }
+        return summary
     }
 
     /// The shard layout of a run: slice size and classes, the manifest's dtypes and map storage.
@@ -301,16 +319,40 @@ public final class ConvertRun {
         return SHA256.hex(Array("\(manifest.sha256)|\(partString)|\(cases.map(\.id).joined(separator: ","))|\(options.medprepVersion)".utf8))
     }
 
-    /// Refuses existing output without --force or --resume, and an already complete output with
-    /// --resume. Changes nothing.
+    /// `--resume` of an output that is already complete (a requeued job-array task): nothing to
+    /// do once `medprep verify` passes on it and its index was written for these inputs
+    /// (manifest, medprep version, this part's cases). Writes nothing; anything else is an error.
+    func verifiedCompleteOutput(started t0: Double) throws -> ConvertSummary {
+        let indexPath = outDir + "/index.json"
+        let index = try JSON.parse(String(decoding: try FileIO.readAll(indexPath), as: UTF8.self))
+        let ids = ((index["cases"]?.arrayValue ?? []) + (index["skipped_cases"]?.arrayValue ?? [])).compactMap { $0["id"]?.stringValue }
+        let part = index["part"].map { p in "\(p["index"]?.intValue ?? -1)/\(p["count"]?.intValue ?? -1)" }
+        var differences: [String] = []
+        if index["manifest_sha256"]?.stringValue != manifest.sha256 { differences.append("the manifest") }
+        if index["medprep_version"]?.stringValue != options.medprepVersion { differences.append("the medprep version") }
+        if Set(ids) != Set(cases.map(\.id)) { differences.append("the cases") }
+        if part != options.part.map({ "\($0.0)/\($0.1)" }) { differences.append("the part") }
+        guard differences.isEmpty else {
+            throw MedprepError(.mismatch, path: indexPath,
+                               "is a complete output of other inputs (\(differences.joined(separator: ", ")) differ); nothing was resumed (use --force to convert again).")
+        }
+        let report = OutputVerifier.verify(outDir)
+        guard report.ok else {
+            let shown = report.problems.prefix(3).map { "  \($0)" }.joined(separator: "\n")
+            throw MedprepError(.mismatch, path: indexPath,
+                               "this output is complete but does not verify (\(report.problems.count) problem(s)); nothing was resumed (use --force to convert again):\n" + shown)
+        }
+        var summary = ConvertSummary(cases: index["cases"]?.arrayValue?.count ?? 0, skipped: index["skipped_cases"]?.arrayValue?.count ?? 0,
+                                     samples: index["sample_count"]?.intValue ?? 0, shards: report.checked.shards,
+                                     bytes: report.checked.bytes, indexPath: indexPath, seconds: monotonicNow() - t0)
+        summary.alreadyComplete = true
+        return summary
+    }
+
+    /// Refuses existing output without --force or --resume. Changes nothing.
     func checkOutput() throws {
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-        if options.resume {
-            if existing.contains("index.json") && !existing.contains(Self.journalName) {
-                throw MedprepError(.invalidArgument, path: outDir + "/index.json", "this output is already complete; nothing to resume (use --force to convert again).")
-            }
-            return
-        }
+        if options.resume { return }
         let ours = existing.filter(Self.isOwnOutput)
         if !ours.isEmpty && !options.force {
             throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
@@ -371,6 +413,7 @@ public final class ConvertRun {
         var norm: [(String, JSON)] = [("mode", .string(manifest.intensity.mode.rawValue))]
         switch manifest.intensity.mode {
         case .zscore: norm.append(("statistics", .string("per case, all voxels")))
+        case .zscoreNonzero: norm.append(("statistics", .string("per case and channel, the image's non-zero voxels; all voxels when a channel has none")))
         case .zscoreForeground: norm.append(("statistics", .string("per case, foreground (label > 0) voxels; all voxels when a case has none")))
         case .ct:
             norm.append(("statistics", .string("dataset foreground percentiles 0.5/99.5, mean, std (10000 samples per case)")))
@@ -382,6 +425,7 @@ public final class ConvertRun {
         case .rgb01: norm.append(("statistics", .string("stored value / 255 (8-bit) or / 65535 (16-bit)")))
         case .none: norm.append(("statistics", .string("none")))
         }
+        norm.append(("pad_value", manifest.geometry.padValue.map(JSON.number) ?? .string("background: each channel's minimum over the case, after normalisation (cases[].pad_values)")))
         norm.append(("cases", .array(journal.normalisation)))
         var top: [(String, JSON)] = [
             ("format", .string("medprep-index")), ("format_version", .int(1)), ("medprep_version", .string(options.medprepVersion)),

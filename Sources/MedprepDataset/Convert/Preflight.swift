@@ -60,8 +60,8 @@ public struct ConvertPreflight: Sendable {
                 if let f = first, (g.channels, g.heightOut(m), g.widthOut(m)) != (f.channels, f.heightOut(m), f.widthOut(m)) {
                     p.failure = p.failure ?? "case '\(c.id)' gives \(g.channels)x\(g.heightOut(m))x\(g.widthOut(m)) slices but case '\(f.id)' gives \(f.channels)x\(f.heightOut(m))x\(f.widthOut(m)) (C x H x W); set geometry.size in the manifest so every slice is shaped to one size."
                 }
-                if let size = m.geometry.size, m.geometry.fit == .pad, g.sourceHeight > size[0] || g.sourceWidth > size[1] {
-                    p.warnings.append("case '\(c.id)': \(g.sourceHeight)x\(g.sourceWidth) slices are larger than geometry.size \(size[0])x\(size[1]); fit 'pad' centre-crops them.")
+                if let size = m.geometry.size, let why = m.geometry.fit.refusal(height: g.sourceHeight, width: g.sourceWidth, size: size) {
+                    p.failure = p.failure ?? "case '\(c.id)': \(why)."
                 }
                 first = first ?? g
                 p.cases.append(g)

@@ -114,6 +114,7 @@ public enum IndexSchema {
                                     closed: true, extra: nil)),
             ("fold", count),
             ("jpeg_ambiguous_pixels", count),
+            ("foreground_pixels_cropped", count),
         ],
         closed: true,
         extra: { v, path, out in

@@ -34,9 +34,28 @@ public enum SliceShaping {
 
     /// Image and label slices shaped to `height` x `width` by `mode`. `foreground` is the case's
     /// foreground box in this slice plane (`Box3D.inPlane`) for `.cropToForeground`.
+    /// `imagePadValues`: one per image channel (nil: `imagePadValue` for all).
     public static func shape(image: Slice2D<Float>?, labels: Slice2D<UInt16>?, height: Int, width: Int,
                              mode: SliceShapeMode, foreground: Box2D? = nil, imagePadValue: Float = 0,
+                             imagePadValues: [Float]? = nil,
                              threads: Int = 1) throws -> (image: Slice2D<Float>?, labels: Slice2D<UInt16>?) {
+        func padImage(_ s: Slice2D<Float>) throws -> Slice2D<Float> {
+            guard let values = imagePadValues, Set(values).count > 1 else {
+                return try padOrCrop(s, height: height, width: width, value: imagePadValues?.first ?? imagePadValue, threads: threads)
+            }
+            guard values.count == s.channels else {
+                throw MedprepError(.invalidArgument, "\(values.count) pad values for a slice of \(s.channels) channels.")
+            }
+            // Channels are planar ([C, H, W]): each plane padded with its own value.
+            let plane = s.height * s.width
+            var out: [Float] = []
+            out.reserveCapacity(s.channels * height * width)
+            for c in 0..<s.channels {
+                let one = try Slice2D(values: Array(s.values[(c * plane)..<((c + 1) * plane)]), channels: 1, height: s.height, width: s.width)
+                out += try padOrCrop(one, height: height, width: width, value: values[c], threads: threads).values
+            }
+            return try Slice2D(values: out, channels: s.channels, height: height, width: width)
+        }
         guard height >= 1, width >= 1 else {
             throw MedprepError(.invalidArgument, "target slice size '\(height)x\(width)' must be at least 1x1.")
         }
@@ -52,8 +71,7 @@ public enum SliceShaping {
             if mode == .crop, ref.0 < height || ref.1 < width {
                 throw MedprepError(.invalidArgument, "slice \(ref.0)x\(ref.1) is smaller than the target \(height)x\(width); 'crop' never pads (use 'pad-or-crop').")
             }
-            return (try image.map { try padOrCrop($0, height: height, width: width, value: imagePadValue, threads: threads) },
-                    try labels.map { try padOrCrop($0, height: height, width: width, value: 0, threads: threads) })
+            return (try image.map(padImage), try labels.map { try padOrCrop($0, height: height, width: width, value: 0, threads: threads) })
         case .cropToForeground(let margin):
             guard margin >= 0 else { throw MedprepError(.invalidArgument, "foreground margin '\(margin)' must not be negative.") }
             let box = (foreground ?? labels.flatMap { foregroundBox($0) })?.expanded(by: margin, height: ref.0, width: ref.1)
@@ -63,8 +81,7 @@ public enum SliceShaping {
             }
             let img = try image.map { try crop($0, to: box, threads: threads) }
             let lab = try labels.map { try crop($0, to: box, threads: threads) }
-            return (try img.map { try padOrCrop($0, height: height, width: width, value: imagePadValue, threads: threads) },
-                    try lab.map { try padOrCrop($0, height: height, width: width, value: 0, threads: threads) })
+            return (try img.map(padImage), try lab.map { try padOrCrop($0, height: height, width: width, value: 0, threads: threads) })
         case .resize:
             return (try image.map { try resize(image: $0, height: height, width: width, threads: threads) },
                     try labels.map { try resize(labels: $0, height: height, width: width, threads: threads) })

@@ -1,0 +1,149 @@
+"""The correctness fixes of issue 13, each against an independent expectation (a hand count, numpy,
+nibabel): fit modes that do what their names say, the foreground a crop cuts off reported,
+padding with the normalised background (or a manifest pad_value), `zscore-nonzero`, manifest
+init's label-free normalisation choice, and one-sentence errors for bad choice values."""
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from safetensors import safe_open
+
+
+def dataset_2d(root, size, fit, h=40, w=40):
+    """One 40x40 RGB PNG whose mask has a 36x20 rectangle (720 pixels) of grey level 255."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "images" / "a.png")
+    mask = np.zeros((h, w), np.uint8)
+    mask[4:40, 10:30] = 255
+    Image.fromarray(mask).save(root / "masks" / "a.png")
+    manifest = {"name": "fit", "cases": {"images": "images/{id}.png", "mask": "masks/{id}.png"},
+                "labels": {"classes": [{"name": "background", "value": 0}, {"name": "fg", "value": 255}]},
+                "geometry": {"size": size, "fit": fit}, "intensity": {"mode": "rgb-01"}}
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return root, mask
+
+
+def read(out, name):
+    index = json.loads((out / "index.json").read_text())
+    parts = []
+    for s in index["shards"]:
+        with safe_open(str(out / s["file"]), framework="np") as f:
+            parts.append(f.get_tensor(name))
+    return index, np.concatenate(parts)
+
+
+def test_pad_never_crops(tmp_path, medprep):
+    ds, _ = dataset_2d(tmp_path / "ds", [20, 40], "pad")
+    r = medprep("convert", ds, "--out", tmp_path / "out")
+    assert r.returncode == 1
+    assert "40x40 slices are larger than geometry.size 20x40" in r.stderr and "pad-or-crop" in r.stderr, r.stderr
+    assert "case 'a'" in r.stderr and "Nothing was written" in r.stderr
+    assert not (tmp_path / "out").exists()
+    # --dry-run says the same from the headers
+    d = medprep("convert", ds, "--out", tmp_path / "out", "--dry-run", "--json")
+    assert d.returncode == 1 and "fit 'pad' never crops" in json.loads(d.stdout)["failure"]
+
+
+def test_crop_never_pads(tmp_path, medprep):
+    ds, _ = dataset_2d(tmp_path / "ds", [48, 40], "crop")
+    r = medprep("convert", ds, "--out", tmp_path / "out")
+    assert r.returncode == 1 and "fit 'crop' never pads" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_crop_crops_and_pad_or_crop_reports_the_foreground_lost(tmp_path, medprep):
+    for fit in ("crop", "pad-or-crop"):
+        ds, mask = dataset_2d(tmp_path / fit / "ds", [20, 40], fit)
+        out = tmp_path / fit / "out"
+        r = medprep("convert", ds, "--out", out, "--json")
+        assert r.returncode == 0, r.stderr
+        index, label = read(out, "label")
+        kept = (mask[10:30] > 0).sum()                     # centre crop of 40 rows to 20: rows 10..29
+        assert kept == 400 and (mask > 0).sum() == 720
+        assert (label > 0).sum() == kept
+        assert np.array_equal(label[0], (mask[10:30] > 0).astype(label.dtype))
+        assert index["cases"][0]["foreground_pixels_cropped"] == 720 - 400
+        assert json.loads(r.stdout)["foreground_pixels_cropped"] == {"a": 320}
+        assert "cut off 320 foreground pixels" in r.stderr
+
+
+def volume_dataset(root, pad_value=None, mode="zscore-nonzero"):
+    """One 12x10x3 volume: a zero frame around a 6x6 block of tissue, padded to 16x16 slices."""
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    img = np.zeros((12, 10, 3), np.float32)
+    rng = np.random.default_rng(2)
+    img[3:9, 2:8, :] = rng.normal(300, 40, (6, 6, 3))
+    lab = np.zeros(img.shape, np.uint8)
+    lab[4:7, 3:6, :] = 1
+    nib.save(nib.Nifti1Image(img, np.eye(4)), str(root / "imagesTr" / "v_0000.nii.gz"))
+    nib.save(nib.Nifti1Image(lab, np.eye(4)), str(root / "labelsTr" / "v.nii.gz"))
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "MR"}, "labels": {"background": 0, "x": 1},
+                                                   "file_ending": ".nii.gz"}))
+    g = {"size": [16, 16], "fit": "pad"}
+    if pad_value is not None:
+        g["pad_value"] = pad_value
+    (root / "manifest.yaml").write_text(yaml.safe_dump({"name": "v", "layout": "nnunet", "geometry": g,
+                                                        "intensity": {"mode": mode}}))
+    return root, img
+
+
+@pytest.mark.parametrize("pad_value", [None, 0.5])
+def test_zscore_nonzero_and_pad_value(tmp_path, medprep, pad_value):
+    ds, img = volume_dataset(tmp_path / "ds", pad_value)
+    out = tmp_path / "out"
+    r = medprep("convert", ds, "--out", out)
+    assert r.returncode == 0, r.stderr
+    index, image = read(out, "image")
+    nz = img[img != 0].astype(np.float64)
+    expected = (img.astype(np.float64) - nz.mean()) / nz.std()
+    fill = expected.min() if pad_value is None else pad_value
+    # slices [y, x] of RAS z, centre padded from 10x12 to 16x16: rows 3..12, columns 2..13
+    for k in range(3):
+        want = np.full((16, 16), fill)
+        want[3:13, 2:14] = expected[:, :, k].T
+        np.testing.assert_allclose(image[k, 0], want, rtol=0, atol=1e-5)
+    entry = index["normalisation"]["cases"][0]
+    np.testing.assert_allclose(entry["pad_values"], [fill], atol=1e-6)
+    assert entry["channels"][0]["nonzero_only"] is True
+    np.testing.assert_allclose(entry["channels"][0]["mean"], nz.mean(), rtol=1e-9)
+
+
+def test_manifest_init_picks_a_label_free_normalisation(tmp_path, medprep):
+    """nnU-Net's rule: non-zero statistics when the non-zero box is under 3/4 of the volume."""
+    ds, img = volume_dataset(tmp_path / "small-box")
+    (ds / "manifest.yaml").unlink()
+    r = medprep("manifest", "init", ds)
+    assert r.returncode == 0, r.stderr
+    box = 6 * 6 * 3 / img.size
+    assert box < 0.75
+    assert yaml.safe_load((ds / "manifest.yaml").read_text())["intensity"]["mode"] == "zscore-nonzero"
+    full, _ = volume_dataset(tmp_path / "full-box")
+    (full / "manifest.yaml").unlink()
+    data = np.random.default_rng(3).normal(5, 1, (12, 10, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(full / "imagesTr" / "v_0000.nii.gz"))
+    assert medprep("manifest", "init", full).returncode == 0
+    assert yaml.safe_load((full / "manifest.yaml").read_text())["intensity"]["mode"] == "zscore"
+
+
+@pytest.mark.parametrize("key,value,allowed", [
+    ("geometry.slice_axis", "w", "'x', 'y' or 'z'"),
+    ("geometry.fit", "squash", "'pad', 'crop', 'resize', 'pad-or-crop' or 'crop-foreground'"),
+    ("intensity.mode", "zscore-fg", "'zscore'"),
+])
+def test_bad_choice_is_one_sentence(tmp_path, medprep, key, value, allowed):
+    ds, _ = volume_dataset(tmp_path / "ds")
+    m = yaml.safe_load((ds / "manifest.yaml").read_text())
+    section, field = key.split(".")
+    m.setdefault(section, {})[field] = value
+    (ds / "manifest.yaml").write_text(yaml.safe_dump(m))
+    for cmd in (["validate", ds], ["convert", ds, "--out", tmp_path / "out"]):
+        r = medprep(*cmd)
+        assert r.returncode != 0
+        assert f"manifest key '{key}' must be" in r.stderr and f"got '{value}'" in r.stderr, r.stderr
+        assert allowed in r.stderr and "Cannot initialize" not in r.stderr, r.stderr
