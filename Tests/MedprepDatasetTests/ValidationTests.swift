@@ -316,4 +316,24 @@ enum ValidationFixtures {
         #expect(findings.map(\.code) == [.mask0255])
         #expect(findings.first?.fix?.hasPrefix("remap 255 to 1") == true)
     }
+
+    @Test func holeFixTellsACavityFromASkippedLayer() {
+        // 7x7: a ring of class 2 around the centre pixel; the centre is background, then class 1.
+        let g = Grid(nx: 7, ny: 7, nz: 1)
+        func holes(centre: UInt16) -> [MaskStructure.Hole] {
+            var codes = [UInt16](repeating: 0, count: 49)
+            for y in 2...4 { for x in 2...4 { codes[y * 7 + x] = 2 } }
+            codes[3 * 7 + 3] = centre
+            return MaskStructure.analyse(codes: codes, grid: g, classCount: 3, ordinal: true, full: true,
+                                         minComponentSize: 1, sliceAxis: 2).holes
+        }
+        let names: (Int) -> String = { "'c\($0)'" }
+        let cavity = holes(centre: 0)
+        #expect(cavity.count == 1 && cavity[0].fill == [0] && cavity[0].size == 1)
+        #expect(CaseValidator.holeFix(cavity[0], names: names).contains("ventricle"))
+        let skipped = holes(centre: 1)
+        #expect(skipped.count == 1 && skipped[0].fill == [1])
+        let fix = CaseValidator.holeFix(skipped[0], names: names)
+        #expect(fix.hasPrefix("'c1' inside 'c2'") && !fix.contains("ventricle"))
+    }
 }

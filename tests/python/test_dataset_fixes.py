@@ -147,3 +147,46 @@ def test_bad_choice_is_one_sentence(tmp_path, medprep, key, value, allowed):
         assert r.returncode != 0
         assert f"manifest key '{key}' must be" in r.stderr and f"got '{value}'" in r.stderr, r.stderr
         assert allowed in r.stderr and "Cannot initialize" not in r.stderr, r.stderr
+
+
+def test_duplicates_are_found_on_the_canonical_image(tmp_path, medprep):
+    """An LPS copy and an int16 copy with another scl_slope of one image: convert makes the same
+    slices of all three (checked here), so validate must flag both copies; an image of the same
+    grid with other content is not flagged."""
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(4)
+    base = (rng.integers(0, 400, (14, 12, 5)) * 2).astype(np.int16)      # even: halving is exact
+    lab = np.zeros(base.shape, np.uint8)
+    lab[3:10, 2:9, 1:4] = 1
+    aff = np.diag([0.9, 0.9, 2.0, 1.0])
+    lps = aff.copy()
+    lps[0, 0] = lps[1, 1] = -0.9
+    lps[0, 3], lps[1, 3] = 0.9 * 13, 0.9 * 11                             # same world grid, x and y stored reversed
+    other = rng.integers(0, 800, base.shape).astype(np.int16)
+    cases = {"a": (base, lab, aff, None), "b_lps": (base[::-1, ::-1].copy(), lab[::-1, ::-1].copy(), lps, None),
+             "c_slope": ((base // 2).astype(np.int16), lab, aff, 2.0), "d_other": (other, lab, aff, None)}
+    for cid, (img, m, a, slope) in cases.items():
+        nii = nib.Nifti1Image(img, a)
+        if slope is not None:
+            nii.header.set_slope_inter(slope, 0.0)
+        nib.save(nii, str(root / "images" / f"{cid}.nii.gz"))
+        nib.save(nib.Nifti1Image(m, a), str(root / "masks" / f"{cid}.nii.gz"))
+    (root / "manifest.yaml").write_text(yaml.safe_dump({
+        "name": "dup", "cases": {"images": "images/{id}.nii.gz", "mask": "masks/{id}.nii.gz"},
+        "labels": {"classes": [{"name": "background", "value": 0}, {"name": "x", "value": 1}]},
+        "geometry": {"size": [16, 16]}, "intensity": {"mode": "zscore"}, "folds": {"k": 2}}))
+    # the premise, independently: nibabel sees one canonical image (up to the scaling)
+    canon = {c: nib.as_closest_canonical(nib.load(str(root / "images" / f"{c}.nii.gz"))).get_fdata() for c in cases}
+    assert np.array_equal(canon["a"], canon["b_lps"]) and np.array_equal(canon["a"], canon["c_slope"])
+    report = json.loads(medprep("validate", root, "--json", "-").stdout)
+    dups = {f["case"]: f["details"]["duplicate_of"] for f in report["findings"] if f["code"] == "duplicate-case"}
+    assert dups == {"b_lps": "a", "c_slope": "a"}, dups
+    out = tmp_path / "out"
+    assert medprep("convert", root, "--out", out, "--allow-errors").returncode == 0
+    index, image = read(out, "image")
+    r = {c["id"]: c["slice_range"] for c in index["cases"]}
+    sl = {cid: image[r[cid]["first_sample"]:r[cid]["first_sample"] + r[cid]["count"]] for cid in r}
+    assert np.array_equal(sl["a"], sl["b_lps"]) and np.array_equal(sl["a"], sl["c_slope"])
+    assert not np.array_equal(sl["a"], sl["d_other"])

@@ -19,6 +19,8 @@ struct CaseResult: Sendable {
     /// Statistics of each image channel file (nil when it was not read).
     var imageStats: [ImageChecks.Stats?] = []
     var contentHash: String? = nil
+    /// Canonical block signature of each image channel file (all of them, or none).
+    var signatures: [ContentSignature]? = nil
     var thumbnail: String? = nil
 }
 
@@ -37,6 +39,17 @@ struct CaseValidator: Sendable {
     }
 
     static func isNIfTI(_ p: String) -> Bool { NIfTIReader.handles(p) }
+
+    /// The fix for an ordinal hole depends on what fills it. Background enclosed by a layer is
+    /// often real anatomy (a ventricle, a lumen): filling it would be wrong. A lower layer
+    /// inside a higher one means the layers are out of order there.
+    static func holeFix(_ h: MaskStructure.Hole, names: (Int) -> String) -> String {
+        if h.fill == [0] {
+            return "if the anatomy has a cavity here (a ventricle, a lumen, a vessel), the mask is right and this can be ignored; if it is an annotation gap, fill it with \(names(h.level))"
+        }
+        let lower = h.fill.filter { $0 > 0 }.map(names).joined(separator: ", ")
+        return "\(lower) inside \(names(h.level)) skips the layers between: relabel the hole \(names(h.level)) if it is an annotation slip, or draw the missing layers around it"
+    }
 
     /// The case result plus what a thumbnail needs (released by the caller right after).
     struct CaseOutput {
@@ -62,7 +75,7 @@ struct CaseValidator: Sendable {
                                       details: [("error", .string(e.code.rawValue))], magnitude: 1))
         }
         /// Header-level geometry; 2D files are decoded here (they have no separate header).
-        func geometry(_ path: String) -> FileGeometry? {
+        func fileGeometry(_ path: String) -> FileGeometry? {
             do {
                 if Self.isNIfTI(path) { return try FileGeometry.nifti(path: path, checkSize: options.scope == .errors) }
                 let img = try ImageReader.read(path: path)
@@ -79,9 +92,9 @@ struct CaseValidator: Sendable {
         }
 
         // 1. Geometry of every file, checks within each file, then against the first image.
-        let imageGeos = files.images.map(geometry)
+        let imageGeos = files.images.map(fileGeometry)
         let maskPaths = (files.mask.map { [$0] } ?? []) + files.nestedMasks
-        let maskGeos = maskPaths.map(geometry)
+        let maskGeos = maskPaths.map(fileGeometry)
         // A defect shared by several files of the case (a header written by one tool for all of
         // them) is one finding naming every file.
         var fileFindings: [Finding] = []
@@ -165,6 +178,7 @@ struct CaseValidator: Sendable {
         // that can hold NaN (floating point) are read.
         var firstImage: MedicalImage? = nil
         var hashes: [String] = []
+        var signatures: [ContentSignature] = []
         for (c, path) in files.images.enumerated() {
             guard let g = imageGeos[c] else { continue }
             let mustRead = options.scope == .all || !g.voxelType.isInteger || needsImageData
@@ -188,14 +202,16 @@ struct CaseValidator: Sendable {
             if options.scope == .all {
                 r.imageStats[c] = ImageChecks.stats(img)
                 hashes.append(ImageChecks.contentHash(img))
+                if let sig = ContentSignature.of(img, orientation: geometry.orientation) { signatures.append(sig) }
             }
             if c == 0 { firstImage = img }
         }
         if options.scope == .all && hashes.count == files.images.count && !hashes.isEmpty {
             r.contentHash = hashes.joined(separator: "-")
+            if signatures.count == files.images.count { r.signatures = signatures }
         }
         return CaseOutput(result: r, image: firstImage, codes: codes, grid: maskGrid,
-                          sliceAxis: maskGrid.map { $0.is2D ? 2 : self.geometry.sourceSliceAxis(maskAffine) } ?? 2,
+                          sliceAxis: maskGrid.map { $0.is2D ? 2 : geometry.sourceSliceAxis(maskAffine) } ?? 2,
                           marks: marks)
     }
 
@@ -486,7 +502,7 @@ struct CaseValidator: Sendable {
             r.findings.append(Finding(
                 .ordinalHole, case: id, file: path,
                 "\(holes.count) hole(s) inside ordinal layers (\(totalVoxels) \(unit)): the largest, \(big.size) \(unit) of \(big.fill.map(names).joined(separator: ", ")) at \(grid.coordText(big.first)), is enclosed by \(names(big.level)) and above.",
-                fix: "fill the hole with the enclosing class if it is an annotation gap, otherwise check the enclosed voxels' class",
+                fix: Self.holeFix(big, names: names),
                 details: [("holes", .int(holes.count)), ("voxels", .int(totalVoxels)),
                           ("items", .array(holes.prefix(32).map { h in
                               .object([("size", .int(h.size)), ("enclosing_class", .int(h.level)), ("fill", .ints(h.fill)),

@@ -182,19 +182,30 @@ public final class Validator: Sendable {
                     fix: nil, details: [("classes", .array(absent.map { .string($0.1) }))], magnitude: Double(absent.count)))
             }
         }
-        // Duplicate image content.
+        // Duplicate images: identical stored content, or the same canonical image (another
+        // orientation, scaling or intensity unit: the copies convert turns into the same shards).
         var firstWithHash: [String: Int] = [:]
+        var earlier: [[Int]: [Int]] = [:]  // canonical dims -> cases with a signature
         for i in results.indices {
-            guard let h = results[i].contentHash else { continue }
-            if let j = firstWithHash[h] {
+            let sigs = results[i].signatures
+            if let h = results[i].contentHash, let j = firstWithHash[h] {
                 results[i].findings.append(Finding(
                     .duplicateCase, case: results[i].id, file: results[i].images.first,
                     "image content is identical to case '\(results[j].id)' (same grid, type and voxels); a duplicate leaks between folds.",
                     fix: "remove one of the two, or make sure both land in the same fold",
-                    details: [("duplicate_of", .string(results[j].id)), ("content_hash", .string(h))], magnitude: 1))
-            } else {
-                firstWithHash[h] = i
+                    details: [("duplicate_of", .string(results[j].id)), ("content_hash", .string(h)), ("identical_bytes", .bool(true))],
+                    magnitude: 1))
+            } else if let sigs, let j = earlier[sigs[0].dims]?.first(where: { j in
+                zip(results[j].signatures!, sigs).allSatisfy { $0.matches($1) } && results[j].signatures!.count == sigs.count
+            }) {
+                results[i].findings.append(Finding(
+                    .duplicateCase, case: results[i].id, file: results[i].images.first,
+                    "image is the same as case '\(results[j].id)' once both are in the canonical orientation: same grid, and intensities that differ only by a scale and offset (another orientation, scl_slope, data type or unit); convert makes the same shards of both, and a duplicate leaks between folds.",
+                    fix: "remove one of the two, or make sure both land in the same fold",
+                    details: [("duplicate_of", .string(results[j].id)), ("identical_bytes", .bool(false))], magnitude: 1))
             }
+            if let h = results[i].contentHash, firstWithHash[h] == nil { firstWithHash[h] = i }
+            if let sigs { earlier[sigs[0].dims, default: []].append(i) }
         }
         // Intensity outliers per image channel: a case's mean far from the dataset's median mean,
         // in units of the median within-case standard deviation, or its spread far off.
