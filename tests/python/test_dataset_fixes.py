@@ -190,3 +190,45 @@ def test_duplicates_are_found_on_the_canonical_image(tmp_path, medprep):
     sl = {cid: image[r[cid]["first_sample"]:r[cid]["first_sample"] + r[cid]["count"]] for cid in r}
     assert np.array_equal(sl["a"], sl["b_lps"]) and np.array_equal(sl["a"], sl["c_slope"])
     assert not np.array_equal(sl["a"], sl["d_other"])
+
+
+def test_thumbnails_are_canonical_captioned_and_outlined(tmp_path, medprep):
+    """An RAS case and its LPS-stored twin, each with one undeclared mask value: their thumbnails
+    show the same picture (the slice as convert cuts it), the offending voxel outlined where
+    nibabel's canonical array puts it, under a caption naming the case and the finding."""
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 1000, (20, 16, 4)).astype(np.int16)
+    lab = np.zeros(img.shape, np.uint8)
+    lab[4:14, 3:12, :] = 1
+    lab[3, 5, 2] = 7                                   # undeclared: the voxel validate marks
+    aff = np.diag([1.0, 1.0, 2.0, 1.0])
+    lps = aff.copy()
+    lps[0, 0] = lps[1, 1] = -1.0
+    lps[0, 3], lps[1, 3] = 19.0, 15.0
+    for cid, (i, m, a) in {"ras": (img, lab, aff), "lps": (img[::-1, ::-1].copy(), lab[::-1, ::-1].copy(), lps)}.items():
+        nib.save(nib.Nifti1Image(i, a), str(root / "images" / f"{cid}.nii.gz"))
+        nib.save(nib.Nifti1Image(m, a), str(root / "masks" / f"{cid}.nii.gz"))
+    (root / "manifest.yaml").write_text(yaml.safe_dump({
+        "name": "thumbs", "cases": {"images": "images/{id}.nii.gz", "mask": "masks/{id}.nii.gz"},
+        "labels": {"classes": [{"name": "background", "value": 0}, {"name": "x", "value": 1}]}}))
+    thumbs = tmp_path / "thumbs"
+    medprep("validate", root, "--thumbnails", thumbs)
+    a = np.asarray(Image.open(thumbs / "ras.png").convert("RGB"))
+    b = np.asarray(Image.open(thumbs / "lps.png").convert("RGB"))
+    f = 8                                               # 512 // 20, capped at 8
+    h, w = 16 * f, 20 * f                               # canonical [y, x] plane, enlarged
+    margin, top = 16, 16 + 3 * 22 + 6
+    pa, pb = a[top:top + h, margin:margin + w], b[top:top + h, margin:margin + w]
+    assert a.shape == b.shape and np.array_equal(pa, pb)
+    # where nibabel's canonical array has the undeclared voxel: row y, column x of slice z
+    canon = nib.as_closest_canonical(nib.load(str(root / "masks" / "lps.nii.gz"))).get_fdata()
+    x, y, z = map(int, np.argwhere(canon == 7)[0])
+    assert (x, y, z) == (3, 5, 2)
+    block = pa[y * f:(y + 1) * f, x * f:(x + 1) * f]
+    assert (block[0] == [255, 0, 255]).all() and (block[:, 0] == [255, 0, 255]).all()
+    assert not (pa == [255, 0, 255]).all(axis=-1)[:y * f].any()          # nothing else outlined above it
+    # a caption: text pixels above the image
+    assert (a[:top] != a[0, 0]).any()

@@ -57,7 +57,8 @@ struct CaseValidator: Sendable {
         var image: MedicalImage?
         var codes: MaskCodes?
         var grid: Grid?
-        var sliceAxis: Int
+        /// The stored grid's affine (the mask's, else the first image's).
+        var affine: Affine4?
         var marks: [Int32]
     }
 
@@ -211,7 +212,7 @@ struct CaseValidator: Sendable {
             if signatures.count == files.images.count { r.signatures = signatures }
         }
         return CaseOutput(result: r, image: firstImage, codes: codes, grid: maskGrid,
-                          sliceAxis: maskGrid.map { $0.is2D ? 2 : geometry.sourceSliceAxis(maskAffine) } ?? 2,
+                          affine: maskGrid != nil ? maskAffine : firstImage?.affine,
                           marks: marks)
     }
 

@@ -1,18 +1,18 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepProcessing
 
-/// `--thumbnails DIR`: one PNG per flagged case: a slice of the first image (grey, windowed to
-/// its 1st-99th percentile), the mask's classes as a translucent overlay, and the offending
-/// voxels in solid magenta. The slice is the one with the most offending voxels along the
-/// slice axis (for 2D, the image). Slices are shown in storage order: columns = the first
-/// in-plane voxel axis, rows = the second, (0, 0) top-left, as docs/conventions.md.
+/// `--thumbnails DIR`: one PNG per flagged case, drawn like `medprep inspect --preview` (the same
+/// window, palette and outlines, `PreviewRenderer`): a slice of the first image windowed to its
+/// 1st-99th percentile, the mask's classes at 40% with opaque edges, and the offending voxels
+/// outlined in magenta, under a caption naming the case, the findings and the slice. The slice is
+/// shown as convert will cut it (reoriented to `geometry.orientation`, rows and columns as the
+/// shard's [H, W]), so an LPS case looks like an RAS one; it is the slice with the most
+/// offending voxels (else the most foreground, else the middle), enlarged 2-8x so single voxels
+/// show.
 enum Thumbnails {
-    static let classColours: [(Double, Double, Double)] = [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-        (70, 240, 240), (145, 30, 180), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
-    ]
-    static let markColour: [UInt8] = [255, 0, 255]
+    static let markColour: RGBCanvas.RGB = (255, 0, 255)
 
     static func fileName(for id: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -20,98 +20,129 @@ enum Thumbnails {
         return (s.isEmpty || s.hasPrefix(".") ? "_" + s : s) + ".png"
     }
 
-    /// Renders the thumbnail (RGB uint8 2D image).
-    static func render(image: MedicalImage?, codes: [UInt16]?, grid: Grid, marks allMarks: [Int32], sliceAxis sa: Int) -> MedicalImage {
+    /// Storage voxels seen through the canonical grid: what convert's reorientation does to them.
+    struct CanonicalView {
+        let grid: Grid
+        /// For each stored axis: the canonical axis it becomes, and whether it is reversed.
+        let outAxis: [Int], flipped: [Bool]
+        /// Canonical axes: slice, rows, columns.
+        let slice: Int, rows: Int, columns: Int
+        let dims: [Int]
+
+        init(grid: Grid, affine: Affine4?, geometry: GeometrySpec) {
+            self.grid = grid
+            let t = grid.is2D ? nil : affine.flatMap { try? AxisReorientation.between(affine: $0, target: geometry.orientation) }
+            outAxis = t?.outputAxis ?? [0, 1, 2]
+            flipped = t?.flipped ?? [false, false, false]
+            let axis: SliceAxis = grid.is2D ? .z : geometry.slicing
+            slice = axis.index
+            (rows, columns) = Slicing.planeAxes(axis)
+            let stored = [grid.nx, grid.ny, grid.nz]
+            var d = [1, 1, 1]
+            for a in 0..<3 { d[outAxis[a]] = stored[a] }
+            dims = d
+        }
+
+        var height: Int { dims[rows] }
+        var width: Int { dims[columns] }
+        var depth: Int { dims[slice] }
+
+        func canonical(_ voxel: Int) -> [Int] {
+            let s = grid.coords(voxel), stored = [grid.nx, grid.ny, grid.nz]
+            var c = [0, 0, 0]
+            for a in 0..<3 { c[outAxis[a]] = flipped[a] ? stored[a] - 1 - s[a] : s[a] }
+            return c
+        }
+
+        /// The stored voxel at row `r`, column `q` of canonical slice `k`.
+        func voxel(row r: Int, column q: Int, slice k: Int) -> Int {
+            var c = [0, 0, 0]
+            c[rows] = r; c[columns] = q; c[slice] = k
+            let stored = [grid.nx, grid.ny, grid.nz]
+            var s = [0, 0, 0]
+            for a in 0..<3 { s[a] = flipped[a] ? stored[a] - 1 - c[outAxis[a]] : c[outAxis[a]] }
+            return (s[2] * grid.ny + s[1]) * grid.nx + s[0]
+        }
+    }
+
+    /// Renders the thumbnail. `affine`: the stored grid's (nil for 2D); `caption`: the findings.
+    static func render(image: MedicalImage?, codes: [UInt16]?, grid: Grid, marks allMarks: [Int32], affine: Affine4?,
+                       geometry: GeometrySpec, caseID: String, caption: String) -> RGBCanvas {
+        let view = CanonicalView(grid: grid, affine: affine, geometry: geometry)
         let marks = allMarks.filter { $0 >= 0 && Int($0) < grid.count }
-        let axes = [0, 1, 2].filter { $0 != sa }
-        let (ua, va) = (axes[0], axes[1])
-        let w = grid.size(axis: ua), h = grid.size(axis: va)
-        let depth = grid.size(axis: sa)
+        let (h, w, depth) = (view.height, view.width, view.depth)
         // Slice: most marks, else most foreground, else the middle.
         var slice = depth / 2
+        func busiest(_ voxels: [Int]) -> Int? {
+            var hist = [Int](repeating: 0, count: depth)
+            for v in voxels { hist[view.canonical(v)[view.slice]] += 1 }
+            guard let best = hist.indices.max(by: { hist[$0] < hist[$1] || (hist[$0] == hist[$1] && $0 > $1) }), hist[best] > 0 else { return nil }
+            return best
+        }
         if !marks.isEmpty {
-            var hist = [Int](repeating: 0, count: depth)
-            for m in marks { hist[grid.coords(Int(m))[sa]] += 1 }
-            slice = hist.indices.max { hist[$0] < hist[$1] || (hist[$0] == hist[$1] && $0 > $1) } ?? slice
-        } else if let codes {
-            var hist = [Int](repeating: 0, count: depth)
-            for v in 0..<min(codes.count, grid.count) where codes[v] != 0 { hist[grid.coords(v)[sa]] += 1 }
-            if let best = hist.indices.max(by: { hist[$0] < hist[$1] || (hist[$0] == hist[$1] && $0 > $1) }), hist[best] > 0 { slice = best }
+            slice = busiest(marks.map(Int.init)) ?? slice
+        } else if let codes, codes.count == grid.count {
+            slice = busiest(codes.indices.filter { codes[$0] != 0 }) ?? slice
         }
-        func voxel(_ u: Int, _ v: Int) -> Int {
-            var c = [0, 0, 0]
-            c[ua] = u; c[va] = v; c[sa] = slice
-            return (c[2] * grid.ny + c[1]) * grid.nx + c[0]
-        }
-        // Base layer: grey image (or RGB for 2D colour images), windowed per slice.
-        var rgb = [Double](repeating: 0, count: w * h * 3)
+        // The slice as the preview renderer takes it: image [C, H, W], label and marks [H, W].
+        let C = image.map { $0.channels >= 3 && $0.voxels.type == .uint8 ? 3 : 1 } ?? 1
+        var pixels = [Float](repeating: .nan, count: C * h * w)
         if let image, image.spatialDims == [grid.nx, grid.ny, grid.nz] {
             let ch = image.channels
-            let colour = ch >= 3 && image.voxels.type == .uint8
-            var values = [Double](repeating: 0, count: w * h)
-            for y in 0..<h { for x in 0..<w { values[y * w + x] = image.scaled(image.voxels.double(at: voxel(x, y) * ch)) } }
-            let finite = values.filter(\.isFinite).sorted()
-            let lo = finite.isEmpty ? 0 : finite[finite.count / 100]
-            let hi = finite.isEmpty ? 1 : finite[(finite.count - 1) * 99 / 100]
-            let span = hi > lo ? hi - lo : 1
-            for y in 0..<h {
-                for x in 0..<w {
-                    let o = (y * w + x) * 3
-                    if colour {
-                        for k in 0..<3 { rgb[o + k] = image.voxels.double(at: voxel(x, y) * ch + k) }
-                    } else {
-                        let g = values[y * w + x].isFinite ? max(0, min(255, (values[y * w + x] - lo) / span * 255)) : 0
-                        rgb[o] = g; rgb[o + 1] = g; rgb[o + 2] = g
-                    }
-                }
-            }
+            for r in 0..<h { for q in 0..<w {
+                let v = view.voxel(row: r, column: q, slice: slice)
+                for k in 0..<C { pixels[k * h * w + r * w + q] = Float(image.scaled(image.voxels.double(at: v * ch + k))) }
+            } }
         }
-        // Class overlay.
+        var label = [Int](repeating: 0, count: h * w)
         if let codes, codes.count == grid.count {
-            for y in 0..<h {
-                for x in 0..<w {
-                    let c = Int(codes[voxel(x, y)])
-                    guard c != 0 else { continue }
-                    let col = c >= Int(MaskCodes.undeclaredBase) ? (255.0, 128.0, 0.0) : classColours[1 + (c - 1) % (classColours.count - 1)]
-                    let o = (y * w + x) * 3
-                    rgb[o] = 0.6 * rgb[o] + 0.4 * col.0
-                    rgb[o + 1] = 0.6 * rgb[o + 1] + 0.4 * col.1
-                    rgb[o + 2] = 0.6 * rgb[o + 2] + 0.4 * col.2
-                }
-            }
+            for r in 0..<h { for q in 0..<w { label[r * w + q] = Int(codes[view.voxel(row: r, column: q, slice: slice)]) } }
         }
-        var bytes = rgb.map { UInt8(max(0, min(255, $0.rounded()))) }
-        // Offending voxels on this slice.
+        var marked = [Int](repeating: 0, count: h * w)
+        var onSlice = 0
         for m in marks {
-            let c = grid.coords(Int(m))
-            guard c[sa] == slice else { continue }
-            let o = (c[va] * w + c[ua]) * 3
-            for k in 0..<3 { bytes[o + k] = markColour[k] }
+            let c = view.canonical(Int(m))
+            guard c[view.slice] == slice, marked[c[view.rows] * w + c[view.columns]] == 0 else { continue }
+            marked[c[view.rows] * w + c[view.columns]] = 1
+            onSlice += 1
         }
-        // Upscale small slices (nearest) so a reader can see single voxels.
-        let f = max(1, min(8, 256 / max(1, max(w, h))))
-        if f > 1 {
-            var big = [UInt8](repeating: 0, count: w * f * h * f * 3)
-            for y in 0..<(h * f) {
-                for x in 0..<(w * f) {
-                    let s = ((y / f) * w + x / f) * 3, d = (y * w * f + x) * 3
-                    big[d] = bytes[s]; big[d + 1] = bytes[s + 1]; big[d + 2] = bytes[s + 2]
-                }
-            }
-            bytes = big
+        // Enlarged 2-8x (to about 512 pixels on the long side).
+        let f = max(2, min(8, 512 / max(1, max(w, h))))
+        let g = PreviewRenderer.SheetGeometry(c: C, h: h, w: w, dh: h * f, dw: w * f, mh: h, mw: w, columns: 1)
+        let finite = pixels.filter(\.isFinite).sorted()
+        let lo = PreviewRenderer.percentile(sorted: finite, 1)
+        var hi = PreviewRenderer.percentile(sorted: finite, 99)
+        if !(hi > lo) { hi = lo + 1 }
+        let axisName = ["x", "y", "z"][view.slice]
+        let lines = [
+            "\(caseID): \(caption)",
+            grid.is2D ? "2D image, \(w)x\(h)" : "slice \(slice + 1)/\(depth) along \(axisName) (\(geometry.orientation)), \(w)x\(h), as convert cuts it",
+            marks.isEmpty ? "no voxel-level marks" : "magenta: \(onSlice) of \(marks.count) offending voxels on this slice",
+        ]
+        let m = PreviewRenderer.margin, lineH = PreviewRenderer.lineHeight
+        let textW = lines.map { BitmapFont.width($0, scale: 2) }.max() ?? 0
+        var cv = RGBCanvas(width: max(g.dw, textW) + 2 * m, height: g.dh + lines.count * lineH + 2 * m + 6, fill: PreviewColours.background)
+        for (i, line) in lines.enumerated() {
+            cv.text(line, x: m, y: m + i * lineH, scale: 2, i == 0 ? PreviewColours.text : PreviewColours.dimText)
         }
-        return MedicalImage(format: .png, dims: [w * f, h * f], spacing: [1, 1], channels: 3, affine: .identity,
-                            affineSource: .image2D, voxels: .uint8(bytes))
+        let (x0, y0) = (m, m + lines.count * lineH + 6)
+        PreviewRenderer.drawImage(&cv, pixels, g: g, lo: lo, hi: hi, x: x0, y: y0)
+        PreviewRenderer.drawLabelOverlay(&cv, label, g: g, x: x0, y: y0)
+        PreviewRenderer.drawOutline(&cv, marked, of: 1, g: g, x: x0, y: y0, markColour)
+        return cv
     }
 
     /// Renders and writes `DIR/<case>.png`; returns the path.
     static func write(caseID: String, directory: String, image: MedicalImage?, codes: [UInt16]?, grid: Grid?,
-                      marks: [Int32], sliceAxis: Int) throws -> String? {
+                      marks: [Int32], affine: Affine4?, geometry: GeometrySpec, findings: [Finding]) throws -> String? {
         let g: Grid
         if let grid { g = grid } else if let image { let sd = image.spatialDims; g = Grid(nx: sd[0], ny: sd[1], nz: sd[2]) } else { return nil }
-        let thumb = render(image: image, codes: codes, grid: g, marks: marks, sliceAxis: g.is2D ? 2 : sliceAxis)
+        var seen = Set<String>()
+        let caption = findings.filter { $0.severity != .info }.map(\.code.rawValue).filter { seen.insert($0).inserted }.joined(separator: ", ")
+        let thumb = render(image: image, codes: codes, grid: g, marks: marks, affine: affine ?? image?.affine, geometry: geometry,
+                           caseID: caseID, caption: caption.isEmpty ? "flagged" : caption)
         let path = directory + "/" + fileName(for: caseID)
-        try PNGCodec.write(thumb, to: path)
+        try thumb.writePNG(to: path)
         return path
     }
 }

@@ -51,7 +51,8 @@ public final class Validator: Sendable {
             var result = out.result
             if let thumbs, result.findings.contains(where: self.flags) {
                 result.thumbnail = try? Thumbnails.write(caseID: result.id, directory: thumbs, image: out.image, codes: out.codes?.codes,
-                                                         grid: out.grid, marks: out.marks, sliceAxis: out.sliceAxis)
+                                                         grid: out.grid, marks: out.marks, affine: out.affine,
+                                                         geometry: self.dataset.geometry, findings: result.findings)
             }
             store.set(i, result)
             let done = counter.increment()
@@ -67,12 +68,14 @@ public final class Validator: Sendable {
                 results[i].thumbnail == nil && results[i].findings.contains(where: self.flags)
             }
             let lateStore = ResultStore(count: late.count)
+            let lateFindings = late.map { results[$0].findings }
             Self.dynamicParallel(late.count, threads: threads) { j in
                 let i = late[j]
                 let out = caseValidator.run(cases[i], needsImageData: true)
                 var r = CaseResult(id: cases[i].id, images: [], mask: nil, nestedMasks: [])
                 r.thumbnail = try? Thumbnails.write(caseID: cases[i].id, directory: thumbs, image: out.image, codes: out.codes?.codes,
-                                                    grid: out.grid, marks: out.marks, sliceAxis: out.sliceAxis)
+                                                    grid: out.grid, marks: out.marks, affine: out.affine,
+                                                    geometry: self.dataset.geometry, findings: lateFindings[j])
                 lateStore.set(j, r)
             }
             for (j, i) in late.enumerated() { results[i].thumbnail = lateStore.results[j]?.thumbnail }
