@@ -5,7 +5,7 @@ import MedprepIO
 struct ImageSummary {
     let path: String
     let image: MedicalImage
-    let stats: RunningStats
+    let stats: Moments
     let sha256: String
 
     init(path: String) throws {
@@ -13,7 +13,7 @@ struct ImageSummary {
         self.path = path
         self.sha256 = SHA256.hex(bytes)
         self.image = try ImageReader.read(path: path)
-        self.stats = RunningStats.of(image)
+        self.stats = Moments.of(image, threads: defaultThreadCount)
     }
 
     var json: JSON {

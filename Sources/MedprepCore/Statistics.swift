@@ -1,74 +1,113 @@
-/// Running min/max/mean/std in double precision (Welford with chunk merging, so
-/// the result does not depend on how values are split across threads).
-public struct RunningStats: Sendable, Equatable, Codable {
-    public private(set) var count: Int = 0
-    public private(set) var min: Double = .infinity
-    public private(set) var max: Double = -.infinity
-    public private(set) var mean: Double = 0
-    private var m2: Double = 0
-    /// Non-finite values are counted here and kept out of the moments.
-    public private(set) var nonFinite: Int = 0
+/// The one statistics type of medprep: count, mean, population standard deviation, min and max in
+/// double precision over the finite values, and how many were not finite. `medprep info`,
+/// validate's intensity checks and convert's normalisation all use it, so a case's numbers agree
+/// between them. Two passes (the mean, then the squared deviations from it: numerically safe for
+/// CT values around -1000 with a small spread); sums run over fixed blocks of 65536 values
+/// combined in order, so the result is the same for any thread count.
+public struct Moments: Sendable, Equatable, Codable {
+    /// Finite values counted.
+    public var count: Int
+    public var mean: Double
+    /// Population standard deviation (numpy `std`, ddof 0).
+    public var std: Double
+    /// Smallest and largest counted value (+inf / -inf when none).
+    public var min: Double
+    public var max: Double
+    /// Values left out because they were NaN or infinite.
+    public var nonFinite = 0
 
-    public init() {}
-
-    public mutating func add(_ v: Double) {
-        guard v.isFinite else { nonFinite += 1; return }
-        count += 1
-        if v < min { min = v }
-        if v > max { max = v }
-        let d = v - mean
-        mean += d / Double(count)
-        m2 += d * (v - mean)
+    public init(count: Int, mean: Double, std: Double, min: Double, max: Double, nonFinite: Int = 0) {
+        self.count = count; self.mean = mean; self.std = std; self.min = min; self.max = max; self.nonFinite = nonFinite
     }
 
-    /// Exact sum-based accumulation for a buffer, then merged (faster than per-value Welford).
-    public mutating func add(_ buf: UnsafeBufferPointer<Double>) {
-        var n = 0, s = 0.0, lo = Double.infinity, hi = -Double.infinity
-        for v in buf where v.isFinite {
-            n += 1; s += v
-            if v < lo { lo = v }
-            if v > hi { hi = v }
+    static let block = 65536
+
+    /// Over a float array, optionally only where `mask` is true.
+    public static func of(_ values: [Float], mask: [Bool]? = nil, threads: Int = defaultThreadCount) throws -> Moments {
+        if let mask, mask.count != values.count {
+            throw MedprepError(.mismatch, "mask has \(mask.count) values but the image has \(values.count).")
         }
-        nonFinite += buf.count - n
-        guard n > 0 else { return }
-        let mu = s / Double(n)
-        var ss = 0.0
-        for v in buf where v.isFinite { let d = v - mu; ss += d * d }
-        var other = RunningStats()
-        other.count = n; other.min = lo; other.max = hi; other.mean = mu; other.m2 = ss
-        merge(other)
+        return values.withUnsafeBufferPointer { v in
+            withOptionalBuffer(mask) { m in twoPass(v, mask: m, threads: threads) { Double($0) } }
+        }
     }
 
-    /// Chan et al. parallel merge.
-    public mutating func merge(_ o: RunningStats) {
-        nonFinite += o.nonFinite
-        guard o.count > 0 else { return }
-        guard count > 0 else { let nf = nonFinite; self = o; nonFinite = nf; return }
-        let n = count + o.count
-        let d = o.mean - mean
-        mean += d * Double(o.count) / Double(n)
-        m2 += o.m2 + d * d * Double(count) * Double(o.count) / Double(n)
-        count = n
-        min = Swift.min(min, o.min)
-        max = Swift.max(max, o.max)
-    }
-
-    /// Population standard deviation (numpy's default ddof=0).
-    public var std: Double { count > 0 ? (m2 / Double(count)).squareRoot() : .nan }
-
-    /// Statistics of an image's scaled values (all frames, all channels).
-    public static func of(_ image: MedicalImage) -> RunningStats {
-        var stats = RunningStats()
-        let s = image.scaling
-        image.voxels.withDoubles { buf in
-            if let s {
-                var tmp = [Double](buf)
-                for i in tmp.indices { tmp[i] = tmp[i] * s.slope + s.intercept }
-                tmp.withUnsafeBufferPointer { stats.add($0) }
-            } else {
-                stats.add(buf)
+    /// Over an image's scaled values (scl_slope / scl_inter applied), every frame and channel.
+    public static func of(_ image: MedicalImage, threads: Int = 1) -> Moments {
+        let slope = image.scaling?.slope ?? 1, inter = image.scaling?.intercept ?? 0
+        func run<T>(_ a: [T], _ conv: @escaping (T) -> Double) -> Moments {
+            a.withUnsafeBufferPointer { v in
+                image.scaling == nil ? twoPass(v, mask: nil, threads: threads, conv)
+                    : twoPass(v, mask: nil, threads: threads) { conv($0) * slope + inter }
             }
         }
-        return stats
+        switch image.voxels {
+        case .uint8(let a): return run(a) { Double($0) }
+        case .int8(let a): return run(a) { Double($0) }
+        case .int16(let a): return run(a) { Double($0) }
+        case .uint16(let a): return run(a) { Double($0) }
+        case .int32(let a): return run(a) { Double($0) }
+        case .uint32(let a): return run(a) { Double($0) }
+        case .int64(let a): return run(a) { Double($0) }
+        case .uint64(let a): return run(a) { Double($0) }
+        case .float32(let a): return run(a) { Double($0) }
+        case .float64(let a): return run(a) { $0 }
+        }
     }
+
+    static func twoPass<T>(_ v: UnsafeBufferPointer<T>, mask m: UnsafeBufferPointer<Bool>?, threads: Int,
+                           _ conv: (T) -> Double) -> Moments {
+        let n = v.count
+        let blocks = (n + block - 1) / block
+        var parts = [(Int, Double, Double, Double, Int)](repeating: (0, 0, .infinity, -.infinity, 0), count: blocks)
+        withoutActuallyEscaping(conv) { conv in
+            let c = UnsafeSendable(conv)
+            parts.withUnsafeMutableBufferPointer { p in
+                let vs = UnsafeSendable(v), ms = UnsafeSendable(m), ps = UnsafeSendable(p)
+                parallelFor(blocks, threads: threads) { b in
+                    let v = vs.value, m = ms.value, conv = c.value
+                    var k = 0, s = 0.0, lo = Double.infinity, hi = -Double.infinity, bad = 0
+                    for i in (b * block)..<Swift.min(n, (b + 1) * block) where m?[i] ?? true {
+                        let x = conv(v[i])
+                        guard x.isFinite else { bad += 1; continue }
+                        k += 1; s += x
+                        if x < lo { lo = x }
+                        if x > hi { hi = x }
+                    }
+                    ps.value[b] = (k, s, lo, hi, bad)
+                }
+            }
+        }
+        let count = parts.reduce(0) { $0 + $1.0 }
+        let nonFinite = parts.reduce(0) { $0 + $1.4 }
+        guard count > 0 else { return Moments(count: 0, mean: .nan, std: .nan, min: .infinity, max: -.infinity, nonFinite: nonFinite) }
+        let mean = parts.reduce(0.0) { $0 + $1.1 } / Double(count)
+        var sq = [Double](repeating: 0, count: blocks)
+        withoutActuallyEscaping(conv) { conv in
+            let c = UnsafeSendable(conv)
+            sq.withUnsafeMutableBufferPointer { p in
+                let vs = UnsafeSendable(v), ms = UnsafeSendable(m), ps = UnsafeSendable(p)
+                parallelFor(blocks, threads: threads) { b in
+                    let v = vs.value, m = ms.value, conv = c.value
+                    var s = 0.0
+                    for i in (b * block)..<Swift.min(n, (b + 1) * block) where m?[i] ?? true {
+                        let x = conv(v[i])
+                        guard x.isFinite else { continue }
+                        let d = x - mean
+                        s += d * d
+                    }
+                    ps.value[b] = s
+                }
+            }
+        }
+        let std = (sq.reduce(0, +) / Double(count)).squareRoot()
+        return Moments(count: count, mean: mean, std: std, min: parts.map(\.2).min() ?? .infinity,
+                       max: parts.map(\.3).max() ?? -.infinity, nonFinite: nonFinite)
+    }
+}
+
+@inline(__always)
+public func withOptionalBuffer<T, R>(_ a: [T]?, _ body: (UnsafeBufferPointer<T>?) -> R) -> R {
+    if let a { return a.withUnsafeBufferPointer { body($0) } }
+    return body(nil)
 }

@@ -40,24 +40,34 @@ import Testing
 }
 
 @Suite struct StatsTests {
+    func image(_ v: VoxelBuffer, scaling: IntensityScaling? = nil) -> MedicalImage {
+        var m = MedicalImage(format: .nifti1, dims: [v.count, 1, 1], spacing: [1, 1, 1], affine: .identity,
+                             affineSource: .pixdim, voxels: v)
+        m.scaling = scaling
+        return m
+    }
+
     @Test func matchesHandComputation() {
-        var s = RunningStats()
-        for v in [1.0, 2, 3, 4, .nan, .infinity] { s.add(v) }
+        let s = Moments.of(image(.float64([1.0, 2, 3, 4, .nan, .infinity])))
         #expect(s.count == 4 && s.nonFinite == 2)
         #expect(s.min == 1 && s.max == 4 && s.mean == 2.5)
         #expect(abs(s.std - 1.118033988749895) < 1e-12)  // sqrt(1.25)
+        // Scaled integers: 2 * [1, 2, 3, 4] + 1.
+        let t = Moments.of(image(.int16([1, 2, 3, 4]), scaling: IntensityScaling(slope: 2, intercept: 1)))
+        #expect(t.min == 3 && t.max == 9 && t.mean == 6 && abs(t.std - 2 * 1.118033988749895) < 1e-12)
     }
 
-    @Test func mergeIsOrderIndependent() {
-        let values = (0..<1000).map { Double(($0 * 7919) % 1000) / 7 }
-        var a = RunningStats()
-        values.withUnsafeBufferPointer { a.add($0) }
-        var b = RunningStats()
-        values[500...].withUnsafeBufferPointer { b.add($0) }
-        var c = RunningStats()
-        values[..<500].withUnsafeBufferPointer { c.add($0) }
-        b.merge(c)
-        #expect(abs(a.mean - b.mean) < 1e-12 && abs(a.std - b.std) < 1e-12)
+    @Test func sameForAnyThreadCountAndAsTheFloatPath() throws {
+        // More than one 65536-value block, values far from zero (CT-like).
+        let values = (0..<200_000).map { Float(-1000 + Double(($0 * 7919) % 1000) / 7) }
+        let one = Moments.of(image(.float32(values)), threads: 1)
+        let many = Moments.of(image(.float32(values)), threads: 4)
+        #expect(one == many)
+        #expect(try Moments.of(values, threads: 3) == one)
+        let d = values.map(Double.init)
+        let mean = d.reduce(0, +) / Double(d.count)
+        let std = (d.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d.count)).squareRoot()
+        #expect(abs(one.mean - mean) < 1e-9 && abs(one.std - std) < 1e-9)
     }
 }
 

@@ -113,7 +113,7 @@ import Testing
             // Every case's mask maps onto the declared classes, and the shells are nested.
             for c in disc.cases {
                 let mask = try ImageReader.read(path: c.mask!)
-                let mapped = try LabelMapping(labels).map(mask, path: c.mask!, lossy: false)
+                let mapped = try MaskDecoder(labels: labels).classIndices(mask, path: c.mask!, undeclared: .refuse)
                 #expect(Set(mapped.classes).isSubset(of: [0, 1, 2, 3]) && mapped.classes.contains(3))
             }
         }
@@ -123,22 +123,22 @@ import Testing
     }
 }
 
-@Suite struct LabelMappingTests {
+@Suite struct MaskDecoderTests {
     func mask(_ values: [UInt8], channels: Int = 1, dims: [Int]) -> MedicalImage {
         MedicalImage(format: .png, dims: dims, spacing: [1, 1], channels: channels, affine: .identity, affineSource: .image2D, voxels: .uint8(values))
     }
 
     @Test func greyLevelsMapToClassIndices() throws {
         let spec = LabelSpec(classes: [.init(name: "a", value: 0), .init(name: "b", value: 85), .init(name: "c", value: 170), .init(name: "d", value: 255)])
-        let m = try LabelMapping(spec).map(mask([0, 85, 170, 255, 85, 0], dims: [3, 2]), path: "m.png", lossy: false)
-        #expect(m.classes == [0, 1, 2, 3, 1, 0] && m.ambiguousPixels == 0)
+        let m = try MaskDecoder(labels: spec).classIndices(mask([0, 85, 170, 255, 85, 0], dims: [3, 2]), path: "m.png", undeclared: .refuse)
+        #expect(m.classes == [0, 1, 2, 3, 1, 0] && m.snapped == 0)
         // An undeclared grey level in a lossless mask is an error naming the value.
-        #expect { try LabelMapping(spec).map(mask([0, 86], dims: [2, 1]), path: "m.png", lossy: false) } throws: {
+        #expect { try MaskDecoder(labels: spec).classIndices(mask([0, 86], dims: [2, 1]), path: "m.png", undeclared: .refuse) } throws: {
             ($0 as? MedprepError)?.message.contains("'86'") == true
         }
         // JPEG: snapped to the nearest declared value, and counted.
-        let j = try LabelMapping(spec).map(mask([3, 90, 130, 250], dims: [4, 1]), path: "m.jpg", lossy: true)
-        #expect(j.classes == [0, 1, 2, 3] && j.ambiguousPixels == 4)
+        let j = try MaskDecoder(labels: spec).classIndices(mask([3, 90, 130, 250], dims: [4, 1]), path: "m.jpg", undeclared: .snapToNearest)
+        #expect(j.classes == [0, 1, 2, 3] && j.snapped == 4)
     }
 
     /// Stored types other than 8-bit, scaling, negative and large declared values: every voxel
@@ -159,27 +159,32 @@ import Testing
                                  affineSource: .pixdim, voxels: voxels)
             m.scaling = scaling
             let raws = (0..<m.voxelCount).map { m.scaled(m.voxels.double(at: $0)) }
-            if let bad = raws.first(where: { !declared.map(Double.init).contains($0) }) {
-                let e = #expect(throws: MedprepError.self) { try LabelMapping(spec).map(m, path: "m.nii", lossy: false) }
-                let count = raws.filter { !declared.map(Double.init).contains($0) }.count
-                #expect(e?.message.contains("'\(formatShort(bad))' (\(count) voxels)") == true, "\(voxels.type): \(e?.message ?? "")")
+            let bad = raws.filter { !declared.map(Double.init).contains($0) }
+            if !bad.isEmpty {
+                let e = #expect(throws: MedprepError.self) { try MaskDecoder(labels: spec).classIndices(m, path: "m.nii", undeclared: .refuse) }
+                // Every undeclared value named with its own count; the total when there are several.
+                for v in Set(bad) {
+                    let n = bad.filter { $0 == v }.count
+                    #expect(e?.message.contains("'\(formatShort(v))' (\(n) voxels)") == true, "\(voxels.type): \(e?.message ?? "")")
+                }
+                if Set(bad).count > 1 { #expect(e?.message.contains("(\(bad.count) voxels in all)") == true, "\(e?.message ?? "")") }
             } else {
-                let mapped = try LabelMapping(spec).map(m, path: "m.nii", lossy: false)
-                #expect(mapped.classes == raws.map { r in UInt16(declared.firstIndex(of: Int(r))!) } && mapped.ambiguousPixels == 0, "\(voxels.type)")
+                let mapped = try MaskDecoder(labels: spec).classIndices(m, path: "m.nii", undeclared: .refuse)
+                #expect(mapped.classes == raws.map { r in UInt16(declared.firstIndex(of: Int(r))!) } && mapped.snapped == 0, "\(voxels.type)")
             }
         }
         // NaN is never a declared value.
         let nan = MedicalImage(format: .nifti1, dims: [2, 1, 1], spacing: [1, 1, 1], channels: 1, affine: .identity,
                                affineSource: .pixdim, voxels: .float32([0, .nan]))
-        #expect(throws: MedprepError.self) { try LabelMapping(spec).map(nan, path: "m.nii", lossy: false) }
+        #expect(throws: MedprepError.self) { try MaskDecoder(labels: spec).classIndices(nan, path: "m.nii", undeclared: .refuse) }
     }
 
     @Test func coloursAndNestedMasks() throws {
         let spec = LabelSpec(classes: [.init(name: "bg", colour: [0, 0, 0]), .init(name: "r", colour: [255, 0, 0]), .init(name: "g", colour: [0, 255, 0])])
-        let m = try LabelMapping(spec).map(mask([0, 0, 0, 255, 0, 0, 0, 255, 0, 250, 10, 0], channels: 3, dims: [4, 1]), path: "c.jpg", lossy: true)
-        #expect(m.classes == [0, 1, 2, 1] && m.ambiguousPixels == 1)
+        let m = try MaskDecoder(labels: spec).classIndices(mask([0, 0, 0, 255, 0, 0, 0, 255, 0, 250, 10, 0], channels: 3, dims: [4, 1]), path: "c.jpg", undeclared: .snapToNearest)
+        #expect(m.classes == [0, 1, 2, 1] && m.snapped == 1)
         let outer = mask([0, 1, 1, 1], dims: [4, 1]), inner = mask([0, 0, 1, 1], dims: [4, 1]), core = mask([0, 0, 0, 255], dims: [4, 1])
-        #expect(try LabelMapping.nested([outer, inner, core], path: "n") == [0, 1, 2, 3])
+        #expect(try MaskDecoder.nestedClassIndices([outer, inner, core], path: "n") == [0, 1, 2, 3])
     }
 }
 

@@ -283,12 +283,12 @@ enum ValidationFixtures {
         let v = raw.map { Double($0) * -0.5 + 3 }
         let mean = v.reduce(0, +) / Double(v.count)
         let std = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
-        let s = ImageChecks.stats(img)
+        let s = Moments.of(img)
         #expect(s.count == 5000 && abs(s.mean - mean) < 1e-9 && abs(s.std - std) < 1e-9)
         #expect(s.min == v.min()! && s.max == v.max()!)
         let f = MedicalImage(format: .nifti1, dims: [3], spacing: [1], affine: .identity, affineSource: .sform,
                              voxels: .float32([1, .nan, 3]))
-        #expect(ImageChecks.stats(f) == ImageChecks.Stats(count: 2, mean: 2, std: 1, min: 1, max: 3))
+        #expect(Moments.of(f) == Moments(count: 2, mean: 2, std: 1, min: 1, max: 3, nonFinite: 1))
         #expect(ImageChecks.nonFinite(f).nan == 1)
     }
 

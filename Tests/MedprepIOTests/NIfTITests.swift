@@ -30,7 +30,7 @@ import Testing
             #expect(image.scaling?.slope == e.scl_slope && image.scaling?.intercept == e.scl_inter)
         }
         #expect(image.voxels.rawSHA256 == e.raw_sha256)
-        let stats = RunningStats.of(image)
+        let stats = Moments.of(image)
         #expect(Fixtures.relClose(stats.min, e.stats.min) && Fixtures.relClose(stats.max, e.stats.max))
         #expect(Fixtures.relClose(stats.mean, e.stats.mean) && Fixtures.relClose(stats.std, e.stats.std))
         for s in e.samples {

@@ -45,7 +45,7 @@ enum Image2DOracle {
             guard i < image.voxels.count else { Issue.record("\(name): sample index \(i) out of range"); continue }
             #expect(image.voxels.double(at: i) == s[1], "\(name): sample at \(i)")
         }
-        let st = RunningStats.of(image)
+        let st = Moments.of(image)
         #expect(Fixtures.relClose(st.min, e.stats.min), "\(name): min")
         #expect(Fixtures.relClose(st.max, e.stats.max), "\(name): max")
         #expect(Fixtures.relClose(st.mean, e.stats.mean), "\(name): mean")

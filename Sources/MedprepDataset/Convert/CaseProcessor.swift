@@ -230,13 +230,12 @@ public enum CaseProcessor {
     /// Class indices of the case's mask on the reference image grid, the JPEG snapping count
     /// (nil for lossless masks) and the mask path.
     static func readMask(_ c: CaseFiles, reference: MedicalImage, plan: ConvertPlan) throws -> ([UInt16], Int?, String?) {
-        let mapping = LabelMapping(plan.labels)
         if !c.nestedMasks.isEmpty {
             let masks = try c.nestedMasks.map { try ImageReader.read(path: $0) }
             for (p, mk) in zip(c.nestedMasks, masks) {
                 try checkGrid(mk, path: p, on: reference, path: c.images[0], isMask: true, tolerances: plan.tolerances)
             }
-            return (try LabelMapping.nested(masks, path: c.nestedMasks[0]), nil, nil)
+            return (try MaskDecoder.nestedClassIndices(masks, path: c.nestedMasks[0]), nil, nil)
         }
         guard let path = c.mask else {
             throw MedprepError(.invalidArgument, path: c.images[0], "case '\(c.id)' has no mask.")
@@ -244,8 +243,9 @@ public enum CaseProcessor {
         let mask = try ImageReader.read(path: path)
         try checkGrid(mask, path: path, on: reference, path: c.images[0], isMask: true, tolerances: plan.tolerances)
         let lossy = mask.format == .jpeg
-        let mapped = try mapping.map(mask.frameCount > 1 ? try mask.frame(0) : mask, path: path, lossy: lossy)
-        return (mapped.classes, lossy ? mapped.ambiguousPixels : nil, path)
+        // The mask has one frame: checkGrid refuses more, as validate does.
+        let mapped = try MaskDecoder(labels: plan.labels).classIndices(mask, path: path, undeclared: lossy ? .snapToNearest : .refuse)
+        return (mapped.classes, lossy ? mapped.snapped : nil, path)
     }
 
     /// A mask or image channel must lie on the first image's grid, by validate's own check and

@@ -17,7 +17,7 @@ struct CaseResult: Sendable {
     var classValues: [MaskCodes.Raw]? = nil
     var structureChecked = false
     /// Statistics of each image channel file (nil when it was not read).
-    var imageStats: [ImageChecks.Stats?] = []
+    var imageStats: [Moments?] = []
     var contentHash: String? = nil
     /// Canonical block signature of each image channel file (all of them, or none).
     var signatures: [ContentSignature]? = nil
@@ -64,7 +64,7 @@ struct CaseValidator: Sendable {
 
     func run(_ files: CaseFiles, needsImageData: Bool) -> CaseOutput {
         var r = CaseResult(id: files.id, images: files.images, mask: files.mask, nestedMasks: files.nestedMasks)
-        r.imageStats = [ImageChecks.Stats?](repeating: nil, count: files.images.count)
+        r.imageStats = [Moments?](repeating: nil, count: files.images.count)
         let id = files.id
         var decoded: [String: MedicalImage] = [:]
         var marks: [Int32] = []
@@ -201,7 +201,7 @@ struct CaseValidator: Sendable {
                 }
             }
             if options.scope == .all {
-                r.imageStats[c] = ImageChecks.stats(img)
+                r.imageStats[c] = Moments.of(img)
                 hashes.append(ImageChecks.contentHash(img))
                 if let sig = ContentSignature.of(img, orientation: geometry.orientation) { signatures.append(sig) }
             }
@@ -375,38 +375,19 @@ struct CaseValidator: Sendable {
     /// Nested masks (a class is the number of masks covering a pixel): codes, and pixels where
     /// mask k is on but mask k-1 is off (the layers are not nested).
     func nestedCodes(_ masks: [MedicalImage], paths: [String], caseID id: String) -> (MaskCodes, [Finding], [Int32]) {
-        let n = masks[0].voxelCount
-        var codes = [UInt16](repeating: 0, count: n)
-        var prevOn = [Bool](repeating: true, count: n)
+        let (codes, outside) = MaskDecoder.nested(masks, markCap: MaskStructure.markCap)
         var findings: [Finding] = []
         var marks: [Int32] = []
-        for (k, m) in masks.enumerated() {
-            var on = [Bool](repeating: false, count: n)
-            var violations = 0, first = -1
-            for i in 0..<n {
-                var any = false
-                for c in 0..<m.channels where m.voxels.double(at: i * m.channels + c) != 0 { any = true; break }
-                on[i] = any
-                if any {
-                    codes[i] += 1
-                    if !prevOn[i] {
-                        violations += 1
-                        if first < 0 { first = i }
-                        if marks.count < MaskStructure.markCap { marks.append(Int32(i)) }
-                    }
-                }
-            }
-            if violations > 0 {
-                let sd = m.spatialDims
-                let g = Grid(nx: sd[0], ny: sd[1], nz: sd[2])
-                findings.append(Finding(
-                    .ordinalNesting, case: id, file: paths[k],
-                    "nested mask \(k + 1) ('\(GeometryChecks.base(paths[k]))') covers \(violations) pixels outside mask \(k) ('\(GeometryChecks.base(paths[k - 1]))'), the first at \(g.coordText(first)); counting masks then gives those pixels the wrong class.",
-                    fix: "clip mask \(k + 1) to mask \(k) (mask\(k + 1) & mask\(k)) or correct the annotation",
-                    details: [("mask", .int(k + 1)), ("pixels", .int(violations)), ("first", .ints(g.coords(first)))],
-                    magnitude: Double(violations)))
-            }
-            prevOn = on
+        for (k, o) in outside.enumerated() where o.count > 0 {
+            marks += o.marks.prefix(MaskStructure.markCap - marks.count)
+            let sd = masks[k].spatialDims
+            let g = Grid(nx: sd[0], ny: sd[1], nz: sd[2])
+            findings.append(Finding(
+                .ordinalNesting, case: id, file: paths[k],
+                "nested mask \(k + 1) ('\(GeometryChecks.base(paths[k]))') covers \(o.count) pixels outside mask \(k) ('\(GeometryChecks.base(paths[k - 1]))'), the first at \(g.coordText(o.first)); counting masks then gives those pixels the wrong class.",
+                fix: "clip mask \(k + 1) to mask \(k) (mask\(k + 1) & mask\(k)) or correct the annotation",
+                details: [("mask", .int(k + 1)), ("pixels", .int(o.count)), ("first", .ints(g.coords(o.first)))],
+                magnitude: Double(o.count)))
         }
         let k = masks.count + 1
         var counts = [Int](repeating: 0, count: k)

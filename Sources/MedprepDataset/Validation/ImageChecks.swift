@@ -1,7 +1,7 @@
 import MedprepCore
 
 /// Per-image measurements taken while the voxels are in memory: non-finite values, intensity
-/// statistics and a content hash.
+/// statistics (`Moments`, as info and convert) and a content hash.
 enum ImageChecks {
     struct NonFinite { var nan = 0, posInf = 0, negInf = 0, first = -1, marks: [Int32] = [] }
 
@@ -25,75 +25,6 @@ enum ImageChecks {
         default: break
         }
         return r
-    }
-
-    /// Mean, standard deviation (population), min and max of an image's scaled finite values,
-    /// all channels together. One typed pass, sums of values shifted by the first one (so the
-    /// variance keeps its precision far from zero).
-    struct Stats: Sendable, Equatable {
-        var count = 0
-        var mean = Double.nan, std = Double.nan, min = Double.nan, max = Double.nan
-    }
-
-    static func stats(_ image: MedicalImage) -> Stats {
-        var n = 0, s1 = 0.0, s2 = 0.0, lo = Double.infinity, hi = -Double.infinity, shift = 0.0
-        func run<T>(_ a: [T], _ conv: (T) -> Double) {
-            a.withUnsafeBufferPointer { buf in
-                var first = true
-                for i in 0..<buf.count {
-                    let v = conv(buf[i])
-                    guard v.isFinite else { continue }
-                    if first { shift = v; first = false }
-                    let d = v - shift
-                    n += 1; s1 += d; s2 += d * d
-                    if v < lo { lo = v }
-                    if v > hi { hi = v }
-                }
-            }
-        }
-        /// 8- and 16-bit integers: exact Int64 sums (no overflow below 2^32 voxels), then Double.
-        func small<T: FixedWidthInteger>(_ a: [T]) {
-            guard !a.isEmpty else { return }
-            var t1: Int64 = 0, t2: Int64 = 0, mn = T.max, mx = T.min
-            a.withUnsafeBufferPointer { buf in
-                for x in buf {
-                    let w = Int64(x)
-                    t1 &+= w; t2 &+= w * w
-                    mn = Swift.min(mn, x); mx = Swift.max(mx, x)
-                }
-            }
-            // Exact integer moments; the variance (n*t2 - t1^2) / n^2 is formed in Double once.
-            // Expressed in run()'s terms: shift 0, s1 = t1, and s2 chosen so s2/n - (s1/n)^2 is it.
-            n = a.count
-            let m = Double(t1) / Double(n)
-            let variance = Swift.max(0, Double(n) * Double(t2) - Double(t1) * Double(t1)) / (Double(n) * Double(n))
-            shift = 0
-            s1 = Double(t1)
-            s2 = (variance + m * m) * Double(n)
-            lo = Double(mn); hi = Double(mx)
-        }
-        switch image.voxels {
-        case .uint8(let a): small(a)
-        case .int8(let a): small(a)
-        case .int16(let a): small(a)
-        case .uint16(let a): small(a)
-        case .int32(let a): run(a) { Double($0) }
-        case .uint32(let a): run(a) { Double($0) }
-        case .int64(let a): run(a) { Double($0) }
-        case .uint64(let a): run(a) { Double($0) }
-        case .float32(let a): run(a) { Double($0) }
-        case .float64(let a): run(a) { $0 }
-        }
-        guard n > 0 else { return Stats() }
-        let m = s1 / Double(n)
-        var out = Stats(count: n, mean: shift + m, std: Swift.max(0, s2 / Double(n) - m * m).squareRoot(), min: lo, max: hi)
-        if let sc = image.scaling {
-            out.mean = out.mean * sc.slope + sc.intercept
-            out.std *= abs(sc.slope)
-            let a = lo * sc.slope + sc.intercept, b = hi * sc.slope + sc.intercept
-            out.min = Swift.min(a, b); out.max = Swift.max(a, b)
-        }
-        return out
     }
 
     /// 128-bit content hash of the stored voxels, their type and grid (two multiply-rotate lanes

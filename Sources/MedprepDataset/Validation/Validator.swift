@@ -214,7 +214,7 @@ public final class Validator: Sendable {
         // in units of the median within-case standard deviation, or its spread far off.
         let channels = results.map(\.imageStats.count).max() ?? 0
         for c in 0..<channels {
-            let stats = results.indices.compactMap { i -> (Int, ImageChecks.Stats)? in
+            let stats = results.indices.compactMap { i -> (Int, Moments)? in
                 guard c < results[i].imageStats.count, let s = results[i].imageStats[c], s.count > 0 else { return nil }
                 return (i, s)
             }

@@ -45,11 +45,92 @@ struct MaskCodes {
     var undeclaredTotal: Int { undeclaredCounts.reduce(0, +) }
 }
 
-/// How a mask's values are turned into codes.
-struct MaskDecoder {
+/// The one way medprep reads a mask's values, for validate and convert alike: every voxel gets a
+/// code (`decode`, which never fails on a value); validate reports the undeclared codes, and
+/// convert (`classIndices`) refuses them, or for lossy JPEG masks snaps them to the nearest
+/// declared value or colour. With `labels` nil the classes are inferred (validate only).
+public struct MaskDecoder: Sendable {
     /// Declared classes (value or colour per class); nil = infer classes from integer values.
     let labels: LabelSpec?
 
+    public init(labels: LabelSpec?) { self.labels = labels }
+
+    /// What convert does with a voxel whose value is not declared.
+    public enum Undeclared: Sendable {
+        /// An error naming the values (lossless masks: such a value is an annotation error).
+        case refuse
+        /// The nearest declared value or colour (JPEG masks, whose edges blur), counted.
+        case snapToNearest
+    }
+
+    /// Class indices 0..<K of a mask (x fastest, frame 0) and how many voxels were snapped.
+    public func classIndices(_ mask: MedicalImage, path: String, undeclared: Undeclared) throws -> (classes: [UInt16], snapped: Int) {
+        let mc: MaskCodes
+        do { mc = try decode(mask) } catch Failure.channels(let message) {
+            throw MedprepError(.mismatch, path: path, message)
+        }
+        guard mc.undeclaredTotal > 0 else { return (mc.codes, 0) }
+        switch undeclared {
+        case .refuse:
+            let listed = mc.undeclaredValues.indices.sorted { mc.undeclaredCounts[$0] > mc.undeclaredCounts[$1] || (mc.undeclaredCounts[$0] == mc.undeclaredCounts[$1] && $0 < $1) }
+            let shown = listed.prefix(5).map { "'\(mc.undeclaredValues[$0].text)' (\(mc.undeclaredCounts[$0]) voxels)" }
+            let declared = mc.classValues.map(\.text).joined(separator: ", ")
+            let kind = labels?.usesColours == true ? "colour" : "value"
+            let what = shown.count == 1 && mc.undeclaredCounts.last == 0
+                ? "mask \(kind) \(shown[0]) is not a declared class \(kind)"
+                : "mask \(kind)s \(shown.joined(separator: ", "))\(listed.count > 5 || mc.undeclaredCounts.last! > 0 ? " and more" : "") are not declared class \(kind)s (\(mc.undeclaredTotal) voxels in all)"
+            throw MedprepError(.mismatch, path: path, "\(what); declared: \(declared).")
+        case .snapToNearest:
+            var lut = [UInt16](repeating: 0, count: mc.undeclaredValues.count + 1)
+            for (i, v) in mc.undeclaredValues.enumerated() { lut[i] = nearestClass(v, classValues: mc.classValues) }
+            var classes = mc.codes
+            for i in classes.indices where classes[i] >= MaskCodes.undeclaredBase {
+                let u = Int(classes[i] - MaskCodes.undeclaredBase)
+                classes[i] = u < mc.undeclaredValues.count ? lut[u] : 0
+            }
+            return (classes, mc.undeclaredTotal)
+        }
+    }
+
+    /// Nested masks (Teeth-ISBI): a voxel's class is the number of masks non-zero there. Also
+    /// returns, per mask k >= 1, the voxels it covers outside mask k-1 (up to `markCap`) and
+    /// their count: counting then gives those voxels the wrong class.
+    static func nested(_ masks: [MedicalImage], markCap: Int) -> (codes: [UInt16], outside: [(count: Int, first: Int, marks: [Int32])]) {
+        guard let first = masks.first else { return ([], []) }
+        let n = first.voxelCount
+        var codes = [UInt16](repeating: 0, count: n)
+        var prevOn = [Bool](repeating: true, count: n)
+        var outside: [(Int, Int, [Int32])] = []
+        for m in masks {
+            var on = [Bool](repeating: false, count: n)
+            var count = 0, firstBad = -1
+            var marks: [Int32] = []
+            for i in 0..<min(n, m.voxelCount) {
+                var any = false
+                for c in 0..<m.channels where m.voxels.double(at: i * m.channels + c) != 0 { any = true; break }
+                guard any else { continue }
+                on[i] = true
+                codes[i] += 1
+                if !prevOn[i] {
+                    count += 1
+                    if firstBad < 0 { firstBad = i }
+                    if marks.count < markCap { marks.append(Int32(i)) }
+                }
+            }
+            outside.append((count, firstBad, marks))
+            prevOn = on
+        }
+        return (codes, outside)
+    }
+
+    /// `nested` for convert: the class indices, after the masks are checked to share a size.
+    public static func nestedClassIndices(_ masks: [MedicalImage], path: String) throws -> [UInt16] {
+        guard let first = masks.first else { return [] }
+        for m in masks where m.spatialDims != first.spatialDims {
+            throw MedprepError(.mismatch, path: path, "nested masks differ in size: \(m.spatialDims) vs \(first.spatialDims).")
+        }
+        return nested(masks, markCap: 0).codes
+    }
     /// Declared grey value of each class.
     var declaredValues: [Int] { (labels?.classes ?? []).enumerated().map { $0.element.value ?? $0.offset } }
 
@@ -171,7 +252,7 @@ struct MaskDecoder {
         return table.finish(codes: codes)
     }
 
-    /// Index of the declared class nearest to a raw value (JPEG snapping, as LabelMapping does).
+    /// Index of the declared class nearest to a raw value (JPEG snapping; the first on a tie).
     func nearestClass(_ raw: MaskCodes.Raw, classValues: [MaskCodes.Raw]) -> UInt16 {
         var best = 0, bestD = Double.infinity
         for (k, v) in classValues.enumerated() {
