@@ -51,37 +51,18 @@ struct ContentSignature: Sendable, Equatable {
                 return (c * nb[o] / dims[o]) * strides[o]
             })
         }
-        func accumulate<T>(_ values: [T], _ conv: (T) -> Double) {
-            values.withUnsafeBufferPointer { v in
-                var i = 0
-                for z in 0..<sd[2] {
-                    let bz = contribution[2][z]
-                    for y in 0..<sd[1] {
-                        let byz = bz + contribution[1][y]
-                        for x in 0..<sd[0] {
-                            let b = byz + contribution[0][x]
-                            counts[b] += 1
-                            for c in 0..<C {
-                                let d = conv(v[i])
-                                if d.isFinite { sums[c][b] += d }
-                                i += 1
-                            }
-                        }
-                    }
-                }
+        // Stored values in storage order (x fastest, channels interleaved), streamed in chunks.
+        let perRow = sd[0] * C
+        var i = 0
+        image.voxels.withDoubles { chunk in
+            for d in chunk {
+                let voxel = i / C, c = i % C
+                let x = voxel % sd[0], y = (i / perRow) % sd[1], z = i / (perRow * sd[1])
+                let b = contribution[0][x] + contribution[1][y] + contribution[2][z]
+                if c == 0 { counts[b] += 1 }
+                if d.isFinite { sums[c][b] += d }
+                i += 1
             }
-        }
-        switch image.voxels {
-        case .uint8(let a): accumulate(a) { Double($0) }
-        case .int8(let a): accumulate(a) { Double($0) }
-        case .int16(let a): accumulate(a) { Double($0) }
-        case .uint16(let a): accumulate(a) { Double($0) }
-        case .int32(let a): accumulate(a) { Double($0) }
-        case .uint32(let a): accumulate(a) { Double($0) }
-        case .int64(let a): accumulate(a) { Double($0) }
-        case .uint64(let a): accumulate(a) { Double($0) }
-        case .float32(let a): accumulate(a) { Double($0) }
-        case .float64(let a): accumulate(a) { $0 }
         }
         let means = sums.map { s in zip(s, counts).map { $0 / Double(max(1, $1)) } }
         return ContentSignature(dims: dims, spacing: spacing, channels: C, blocks: means)
