@@ -403,20 +403,20 @@ public struct MapsSpec: Codable, Sendable, Equatable {
 
     public var sdf: Bool
     public var rrw: Bool
-    /// Signed distance convention: boundary (Kervadec, default), plain, or itk (signed Maurer).
-    public var convention: String
-    /// px or mm.
-    public var units: String
+    /// Signed distance convention: boundary (Kervadec, default), plain, or itk (signed Maurer;
+    /// 'maurer' is read as itk).
+    public var convention: SDFConvention
+    public var units: DistanceUnits
     /// 1 plus deep-supervision scales (2, 4, 8).
     public var scales: [Int]
     public var storage: Storage
-    /// float32 or float16: the dtype of stored maps (dense or compact).
-    public var dtype: String
+    /// The dtype of stored maps (dense or compact).
+    public var dtype: ShardLayout.ImageDType
 
     enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales, storage, dtype }
 
-    public init(sdf: Bool = true, rrw: Bool = true, convention: String = "boundary", units: String = "px", scales: [Int] = [1],
-                storage: Storage = .online, dtype: String = "float32") {
+    public init(sdf: Bool = true, rrw: Bool = true, convention: SDFConvention = .boundary, units: DistanceUnits = .px,
+                scales: [Int] = [1], storage: Storage = .online, dtype: ShardLayout.ImageDType = .float32) {
         self.sdf = sdf; self.rrw = rrw; self.convention = convention; self.units = units; self.scales = scales
         self.storage = storage; self.dtype = dtype
     }
@@ -425,33 +425,25 @@ public struct MapsSpec: Codable, Sendable, Equatable {
         let c = try decoder.strictContainer(CodingKeys.self)
         sdf = try c.decodeIfPresent(Bool.self, forKey: .sdf) ?? true
         rrw = try c.decodeIfPresent(Bool.self, forKey: .rrw) ?? true
-        convention = try c.decodeIfPresent(String.self, forKey: .convention) ?? "boundary"
-        units = try c.decodeIfPresent(String.self, forKey: .units) ?? "px"
-        scales = try c.decodeIfPresent([Int].self, forKey: .scales) ?? [1]
-        let storageName = try c.decodeIfPresent(String.self, forKey: .storage) ?? Storage.online.rawValue
-        dtype = try c.decodeIfPresent(String.self, forKey: .dtype) ?? "float32"
-        if convention == "maurer" { convention = "itk" }
-        guard ["boundary", "plain", "itk"].contains(convention) else {
-            throw invalid(c, .convention, "must be 'boundary', 'plain' or 'itk', got '\(convention)'")
+        if (try? c.decode(String.self, forKey: .convention)) == "maurer" {
+            convention = .itk
+        } else {
+            convention = try c.decodeChoice(SDFConvention.self, forKey: .convention) ?? .boundary
         }
-        guard ["px", "mm"].contains(units) else { throw invalid(c, .units, "must be 'px' or 'mm', got '\(units)'") }
+        units = try c.decodeChoice(DistanceUnits.self, forKey: .units) ?? .px
+        scales = try c.decodeIfPresent([Int].self, forKey: .scales) ?? [1]
+        storage = try c.decodeChoice(Storage.self, forKey: .storage) ?? .online
+        dtype = try c.decodeChoice(ShardLayout.ImageDType.self, forKey: .dtype) ?? .float32
         guard !scales.isEmpty, scales.allSatisfy({ [1, 2, 4, 8].contains($0) }), scales == scales.sorted(), Set(scales).count == scales.count else {
             throw invalid(c, .scales, "must be increasing values from 1, 2, 4, 8, got \(scales)")
         }
-        guard let st = Storage(rawValue: storageName) else {
-            throw invalid(c, .storage, "must be 'online', 'dense' or 'compact', got '\(storageName)'")
-        }
-        storage = st
-        guard ["float32", "float16"].contains(dtype) else { throw invalid(c, .dtype, "must be 'float32' or 'float16', got '\(dtype)'") }
     }
 
-    public var sdfConvention: SDFConvention { SDFConvention(rawValue: convention) ?? .boundary }
-    public var distanceUnits: DistanceUnits { units == "mm" ? .mm : .px }
     /// Convert computes maps into the shards (dense or compact storage with some map enabled).
     public var storesMaps: Bool { storage != .online && (sdf || rrw) }
     /// Compact storage leaves RRW out when it follows bit for bit from the stored SDF (the
     /// kernel derives it from the SDF itself for these conventions).
-    public var rrwDerivedFromSDF: Bool { storage == .compact && sdf && rrw && convention != "itk" }
+    public var rrwDerivedFromSDF: Bool { storage == .compact && sdf && rrw && convention != .itk }
     /// The map tensors the shards hold.
     public var storedSDF: Bool { storesMaps && sdf }
     public var storedRRW: Bool { storesMaps && rrw && !rrwDerivedFromSDF }
@@ -471,18 +463,15 @@ public struct FoldSpec: Codable, Sendable, Equatable {
 }
 
 public struct DTypeSpec: Codable, Sendable, Equatable {
-    /// float32 or float16.
-    public var image: String
-    /// uint8, uint16 or auto (uint8 up to 255 classes).
-    public var label: String
+    public var image: ShardLayout.ImageDType
+    /// auto: uint8 up to 255 classes, else uint16.
+    public var label: ShardLayout.LabelDTypeChoice
     enum CodingKeys: String, CodingKey, CaseIterable { case image, label }
-    public init(image: String = "float32", label: String = "auto") { self.image = image; self.label = label }
+    public init(image: ShardLayout.ImageDType = .float32, label: ShardLayout.LabelDTypeChoice = .auto) { self.image = image; self.label = label }
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
-        image = try c.decodeIfPresent(String.self, forKey: .image) ?? "float32"
-        label = try c.decodeIfPresent(String.self, forKey: .label) ?? "auto"
-        guard ["float32", "float16"].contains(image) else { throw invalid(c, .image, "must be 'float32' or 'float16', got '\(image)'") }
-        guard ["uint8", "uint16", "auto"].contains(label) else { throw invalid(c, .label, "must be 'uint8', 'uint16' or 'auto', got '\(label)'") }
+        image = try c.decodeChoice(ShardLayout.ImageDType.self, forKey: .image) ?? .float32
+        label = try c.decodeChoice(ShardLayout.LabelDTypeChoice.self, forKey: .label) ?? .auto
     }
 }
 

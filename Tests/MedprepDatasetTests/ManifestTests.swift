@@ -15,7 +15,7 @@ import Testing
     @Test func defaultsAreFilledIn() throws {
         let m = try Manifest.parse(Self.minimal, path: "m.yaml")
         #expect(m.geometry.orientation == "RAS" && m.geometry.sliceAxis == .z)
-        #expect(m.maps.convention == "boundary" && m.maps.scales == [1])
+        #expect(m.maps.convention == .boundary && m.maps.scales == [1])
         #expect(m.folds.k == 5 && m.shardSize == 64)
         #expect(m.labels?.classes.map(\.value) == [0, 255])
     }

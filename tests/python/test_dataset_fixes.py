@@ -135,6 +135,10 @@ def test_manifest_init_picks_a_label_free_normalisation(tmp_path, medprep):
     ("geometry.slice_axis", "w", "'x', 'y' or 'z'"),
     ("geometry.fit", "squash", "'pad', 'crop', 'resize', 'pad-or-crop' or 'crop-foreground'"),
     ("intensity.mode", "zscore-fg", "'zscore'"),
+    ("maps.units", "cm", "'px' or 'mm'"),
+    ("maps.convention", "euclid", "'boundary', 'plain' or 'itk'"),
+    ("dtypes.label", "int8", "'auto', 'uint8' or 'uint16'"),
+    ("dtypes.image", "bfloat16", "'float32' or 'float16'"),
 ])
 def test_bad_choice_is_one_sentence(tmp_path, medprep, key, value, allowed):
     ds, _ = volume_dataset(tmp_path / "ds")

@@ -300,10 +300,9 @@ public final class ConvertRun {
     /// The shard layout of a run: slice size and classes, the manifest's dtypes and map storage.
     static func layout(maps: MapsSpec, dtypes: DTypeSpec, channels: Int, height: Int, width: Int, classes: Int) throws -> ShardLayout {
         try ShardLayout(channels: channels, height: height, width: width, classCount: classes,
-                        imageDType: dtypes.image == "float16" ? .float16 : .float32,
-                        labelDType: ShardLayout.LabelDTypeChoice(rawValue: dtypes.label) ?? .auto,
+                        imageDType: dtypes.image, labelDType: dtypes.label,
                         sdf: maps.storedSDF, rrw: maps.storedRRW, mapScales: maps.storesMaps ? maps.scales : [],
-                        mapDType: maps.dtype == "float16" ? .F16 : .F32, compactMaps: maps.storage == .compact)
+                        mapDType: maps.dtype.safetensors, compactMaps: maps.storage == .compact)
     }
 
     func caseRecord(_ out: CaseOutput, first: Int) -> JSON {

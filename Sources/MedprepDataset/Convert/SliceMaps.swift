@@ -11,8 +11,8 @@ struct SliceMaps: Sendable {
 
     init(manifest m: Manifest, classCount: Int) {
         scales = m.maps.storesMaps ? m.maps.scales : []
-        kernel = SliceMapKernel(classCount: classCount, convention: m.maps.storedSDF ? m.maps.sdfConvention : nil,
-                                rrw: m.maps.storedRRW, units: m.maps.distanceUnits)
+        kernel = SliceMapKernel(classCount: classCount, convention: m.maps.storedSDF ? m.maps.convention : nil,
+                                rrw: m.maps.storedRRW, units: m.maps.units)
     }
 
     /// Writes the maps of `slice` (its labels are class indices) into `slots`.

@@ -20,14 +20,14 @@ import MedprepCore
 /// each sample: a map tensor is then [P, h, w], P = the number of ones in `class_presence`, in
 /// (sample, class) order; an absent class's maps are the constants of the empty-class rule.
 public struct ShardLayout: Sendable, Equatable {
-    public enum ImageDType: String, Sendable, CaseIterable {
+    public enum ImageDType: String, Sendable, CaseIterable, Codable {
         case float32, float16
 
         public var safetensors: SafetensorsDType { self == .float32 ? .F32 : .F16 }
     }
 
     /// Label dtype: `auto` is U8 up to 255 classes and U16 above (the manifest's `dtypes.label`).
-    public enum LabelDTypeChoice: String, Sendable, CaseIterable {
+    public enum LabelDTypeChoice: String, Sendable, CaseIterable, Codable {
         case auto, uint8, uint16
     }
 
