@@ -67,15 +67,6 @@ public enum PreviewRenderer {
         return (0..<m).map { Int((Double($0) * Double(n - 1) / Double(m - 1)).rounded(.down)) }
     }
 
-    /// numpy's default (linear) percentile of sorted values, p in 0...100.
-    public static func percentile(sorted v: [Float], _ p: Double) -> Float {
-        guard !v.isEmpty else { return 0 }
-        let pos = p / 100 * Double(v.count - 1)
-        let i = Int(pos.rounded(.down)), f = pos - Double(i)
-        if i + 1 >= v.count { return v[v.count - 1] }
-        return Float(Double(v[i]) + (Double(v[i + 1]) - Double(v[i])) * f)
-    }
-
     /// Display size of an H × W slice: small slices magnified by a whole factor to about 200
     /// pixels on the long side, large ones shrunk to 256.
     public static func displaySize(height h: Int, width w: Int) -> (height: Int, width: Int) {
@@ -172,7 +163,7 @@ public enum PreviewRenderer {
             }
             let base = "case-\(String(format: "%04d", ci))-\(safeName(id))"
             let title = "\(index.datasetName ?? "medprep") / \(id)  (case \(ci), fold \(cs.fold.map(String.init) ?? "?"))"
-            let geometry = SheetGeometry(c: c, h: h, w: w, dh: dh, dw: dw, mh: mh, mw: mw, columns: options.columns)
+            let geometry = SliceDrawing.Geometry(c: c, h: h, w: w, dh: dh, dw: dw, mh: mh, mw: mw, columns: options.columns)
             let labels = labelSheet(data, title: title, sliceCount: n, axis: cs.sliceAxis, classes: classes.map { $0.name ?? "?" }, g: geometry)
             try labels.writePNG(to: dir + "/" + base + "-labels.png")
             sheets.append(Sheet(caseIndex: ci, caseID: id, kind: "labels", file: base + "-labels.png", width: labels.width, height: labels.height, slices: chosen))
@@ -197,15 +188,11 @@ public enum PreviewRenderer {
 
     // MARK: - Sheets
 
-    struct SheetGeometry {
-        var c, h, w, dh, dw, mh, mw, columns: Int
-    }
-
-    static let margin = 16, gap = 16, panelGap = 6, lineHeight = 22
+    static let margin = SliceDrawing.margin, gap = 16, panelGap = 6, lineHeight = SliceDrawing.lineHeight
 
     /// Draws a grid of cells (one per slice, `panels` panels each) under `header` lines;
     /// `drawHeader` draws them, `drawPanel` fills panel p of slice i at (x, y).
-    static func sheet(count: Int, panels: Int, g: SheetGeometry, headerHeight: Int, headerWidth: Int,
+    static func sheet(count: Int, panels: Int, g: SliceDrawing.Geometry, headerHeight: Int, headerWidth: Int,
                       captions: [String], draw: (inout RGBCanvas, _ slice: Int, _ panel: Int, _ x: Int, _ y: Int) -> Void,
                       header: (inout RGBCanvas) -> Void) -> RGBCanvas {
         let cols = max(1, min(g.columns, count))
@@ -241,14 +228,14 @@ public enum PreviewRenderer {
         return "\(axis ?? "slice") \(s)/\(n)  p=\(fixed(p, 3))"
     }
 
-    static func labelSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, classes: [String], g: SheetGeometry) -> RGBCanvas {
+    static func labelSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, classes: [String], g: SliceDrawing.Geometry) -> RGBCanvas {
         // Window: 1st-99th percentile of the shown slices (all channels when shown as RGB).
         let rgb = g.c == 3
         let plane = g.h * g.w
         var values: [Float] = []
         for d in data { values += (rgb ? d.image[...] : d.image[0..<plane]).filter(\.isFinite) }
         values.sort()
-        var lo = percentile(sorted: values, 1), hi = percentile(sorted: values, 99)
+        var lo = SliceDrawing.percentile(sorted: values, 1), hi = SliceDrawing.percentile(sorted: values, 99)
         if !(hi > lo) { hi = lo + 1 }
 
         let line2 = (sliceCount == 1 ? "1 slice" : "\(sliceCount) slices\(axis.map { " along \($0)" } ?? ""), \(data.count) shown") + ". left: image (window \(short(Double(lo)))..\(short(Double(hi))), 1-99th pct), right: label"
@@ -269,8 +256,8 @@ public enum PreviewRenderer {
         let captions = data.map { caption($0.index, of: sliceCount, axis: axis) }
         return sheet(count: data.count, panels: 2, g: g, headerHeight: headerH, headerWidth: headerW, captions: captions, draw: { cv, i, p, x, y in
             let d = data[i]
-            drawImage(&cv, d.image, g: g, lo: lo, hi: hi, x: x, y: y)
-            if p == 1 { drawLabelOverlay(&cv, d.label, g: g, x: x, y: y) }
+            SliceDrawing.drawImage(&cv, d.image, g: g, lo: lo, hi: hi, x: x, y: y)
+            if p == 1 { SliceDrawing.drawLabelOverlay(&cv, d.label, g: g, x: x, y: y) }
         }, header: { cv in
             cv.text(title, x: margin, y: margin, PreviewColours.text)
             cv.text(line2, x: margin, y: margin + lineHeight, PreviewColours.dimText)
@@ -287,7 +274,7 @@ public enum PreviewRenderer {
     }
 
     static func mapSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, mapClass: Int, className: String,
-                         units: String, scale: Int, g: SheetGeometry) -> RGBCanvas {
+                         units: String, scale: Int, g: SliceDrawing.Geometry) -> RGBCanvas {
         let hasSDF = data.first?.sdf != nil, hasRRW = data.first?.rrw != nil
         var sdfMin: Float = 0, sdfMax: Float = 0
         for d in data { for v in d.sdf ?? [] where v.isFinite { sdfMin = min(sdfMin, v); sdfMax = max(sdfMax, v) } }
@@ -319,7 +306,7 @@ public enum PreviewRenderer {
                     cv[x + xx, y + yy] = PreviewColours.diverging(norm(plane[sy * g.mw + sx]))
                 }
             }
-            drawOutline(&cv, d.label, of: mapClass, g: g, x: x, y: y, (0, 0, 0))
+            SliceDrawing.drawOutline(&cv, d.label, of: mapClass, g: g, x: x, y: y, (0, 0, 0))
         }, header: { cv in
             cv.text(title, x: margin, y: margin, PreviewColours.text)
             cv.text(line2, x: margin, y: margin + lineHeight, PreviewColours.dimText)
@@ -343,73 +330,6 @@ public enum PreviewRenderer {
     }
 
     // MARK: - Panels
-
-    static func drawImage(_ cv: inout RGBCanvas, _ image: [Float], g: SheetGeometry, lo: Float, hi: Float, x: Int, y: Int) {
-        let plane = g.h * g.w
-        let scale = 255 / (hi - lo)
-        func grey(_ v: Float) -> UInt8 {
-            guard v.isFinite else { return 0 }
-            return UInt8(max(0, min(255, ((v - lo) * scale).rounded())))
-        }
-        for yy in 0..<g.dh {
-            let sy = min(g.h - 1, yy * g.h / g.dh)
-            for xx in 0..<g.dw {
-                let sx = min(g.w - 1, xx * g.w / g.dw)
-                let i = sy * g.w + sx
-                if g.c == 3 {
-                    cv[x + xx, y + yy] = (grey(image[i]), grey(image[plane + i]), grey(image[2 * plane + i]))
-                } else {
-                    let v = grey(image[i])
-                    cv[x + xx, y + yy] = (v, v, v)
-                }
-            }
-        }
-    }
-
-    static func displayLabel(_ label: [Int], g: SheetGeometry) -> [Int] {
-        var out = [Int](repeating: 0, count: g.dh * g.dw)
-        for yy in 0..<g.dh {
-            let sy = min(g.h - 1, yy * g.h / g.dh)
-            for xx in 0..<g.dw { out[yy * g.dw + xx] = label[sy * g.w + min(g.w - 1, xx * g.w / g.dw)] }
-        }
-        return out
-    }
-
-    /// Class colours at 40% over the image already drawn at (x, y); outlines opaque.
-    static func drawLabelOverlay(_ cv: inout RGBCanvas, _ label: [Int], g: SheetGeometry, x: Int, y: Int) {
-        let d = displayLabel(label, g: g)
-        let alpha = 0.4
-        for yy in 0..<g.dh {
-            for xx in 0..<g.dw {
-                let l = d[yy * g.dw + xx]
-                guard l > 0 else { continue }
-                let col = PreviewColours.label(l)
-                var edge = false
-                for (nx, ny) in [(xx - 1, yy), (xx + 1, yy), (xx, yy - 1), (xx, yy + 1)] where nx >= 0 && ny >= 0 && nx < g.dw && ny < g.dh {
-                    if d[ny * g.dw + nx] != l { edge = true; break }
-                }
-                if edge {
-                    cv[x + xx, y + yy] = col
-                } else {
-                    let o = cv[x + xx, y + yy]
-                    func mix(_ a: UInt8, _ b: UInt8) -> UInt8 { UInt8((Double(a) * (1 - alpha) + Double(b) * alpha).rounded()) }
-                    cv[x + xx, y + yy] = (mix(o.0, col.0), mix(o.1, col.1), mix(o.2, col.2))
-                }
-            }
-        }
-    }
-
-    /// The inner outline of class `k` (pixels of k with a 4-neighbour that is not k).
-    static func drawOutline(_ cv: inout RGBCanvas, _ label: [Int], of k: Int, g: SheetGeometry, x: Int, y: Int, _ col: RGBCanvas.RGB) {
-        let d = displayLabel(label, g: g)
-        for yy in 0..<g.dh {
-            for xx in 0..<g.dw where d[yy * g.dw + xx] == k {
-                for (nx, ny) in [(xx - 1, yy), (xx + 1, yy), (xx, yy - 1), (xx, yy + 1)] where nx >= 0 && ny >= 0 && nx < g.dw && ny < g.dh {
-                    if d[ny * g.dw + nx] != k { cv[x + xx, y + yy] = col; break }
-                }
-            }
-        }
-    }
 
     // MARK: - Text
 

@@ -212,3 +212,93 @@ public enum BitmapFont {
         return out
     }()
 }
+
+/// Drawing a slice (image windowed grey or RGB, labels, outlines) onto a canvas: the one renderer
+/// of `medprep inspect --preview` sheets and `medprep validate --thumbnails`.
+public enum SliceDrawing {
+    public static let margin = 16, lineHeight = 22
+
+    /// numpy's default (linear) percentile of sorted values, p in 0...100.
+    public static func percentile(sorted v: [Float], _ p: Double) -> Float {
+        guard !v.isEmpty else { return 0 }
+        let pos = p / 100 * Double(v.count - 1)
+        let i = Int(pos.rounded(.down)), f = pos - Double(i)
+        if i + 1 >= v.count { return v[v.count - 1] }
+        return Float(Double(v[i]) + (Double(v[i + 1]) - Double(v[i])) * f)
+    }
+
+    /// An H x W slice drawn at dh x dw (maps mh x mw); `columns` slices per sheet row.
+    public struct Geometry: Sendable {
+        public var c, h, w, dh, dw, mh, mw, columns: Int
+        public init(c: Int, h: Int, w: Int, dh: Int, dw: Int, mh: Int, mw: Int, columns: Int) {
+            self.c = c; self.h = h; self.w = w; self.dh = dh; self.dw = dw; self.mh = mh; self.mw = mw; self.columns = columns
+        }
+    }
+
+    public static func drawImage(_ cv: inout RGBCanvas, _ image: [Float], g: Geometry, lo: Float, hi: Float, x: Int, y: Int) {
+        let plane = g.h * g.w
+        let scale = 255 / (hi - lo)
+        func grey(_ v: Float) -> UInt8 {
+            guard v.isFinite else { return 0 }
+            return UInt8(max(0, min(255, ((v - lo) * scale).rounded())))
+        }
+        for yy in 0..<g.dh {
+            let sy = min(g.h - 1, yy * g.h / g.dh)
+            for xx in 0..<g.dw {
+                let sx = min(g.w - 1, xx * g.w / g.dw)
+                let i = sy * g.w + sx
+                if g.c == 3 {
+                    cv[x + xx, y + yy] = (grey(image[i]), grey(image[plane + i]), grey(image[2 * plane + i]))
+                } else {
+                    let v = grey(image[i])
+                    cv[x + xx, y + yy] = (v, v, v)
+                }
+            }
+        }
+    }
+
+    public static func displayLabel(_ label: [Int], g: Geometry) -> [Int] {
+        var out = [Int](repeating: 0, count: g.dh * g.dw)
+        for yy in 0..<g.dh {
+            let sy = min(g.h - 1, yy * g.h / g.dh)
+            for xx in 0..<g.dw { out[yy * g.dw + xx] = label[sy * g.w + min(g.w - 1, xx * g.w / g.dw)] }
+        }
+        return out
+    }
+
+    /// Class colours at 40% over the image already drawn at (x, y); outlines opaque.
+    public static func drawLabelOverlay(_ cv: inout RGBCanvas, _ label: [Int], g: Geometry, x: Int, y: Int) {
+        let d = displayLabel(label, g: g)
+        let alpha = 0.4
+        for yy in 0..<g.dh {
+            for xx in 0..<g.dw {
+                let l = d[yy * g.dw + xx]
+                guard l > 0 else { continue }
+                let col = PreviewColours.label(l)
+                var edge = false
+                for (nx, ny) in [(xx - 1, yy), (xx + 1, yy), (xx, yy - 1), (xx, yy + 1)] where nx >= 0 && ny >= 0 && nx < g.dw && ny < g.dh {
+                    if d[ny * g.dw + nx] != l { edge = true; break }
+                }
+                if edge {
+                    cv[x + xx, y + yy] = col
+                } else {
+                    let o = cv[x + xx, y + yy]
+                    func mix(_ a: UInt8, _ b: UInt8) -> UInt8 { UInt8((Double(a) * (1 - alpha) + Double(b) * alpha).rounded()) }
+                    cv[x + xx, y + yy] = (mix(o.0, col.0), mix(o.1, col.1), mix(o.2, col.2))
+                }
+            }
+        }
+    }
+
+    /// The inner outline of class `k` (pixels of k with a 4-neighbour that is not k).
+    public static func drawOutline(_ cv: inout RGBCanvas, _ label: [Int], of k: Int, g: Geometry, x: Int, y: Int, _ col: RGBCanvas.RGB) {
+        let d = displayLabel(label, g: g)
+        for yy in 0..<g.dh {
+            for xx in 0..<g.dw where d[yy * g.dw + xx] == k {
+                for (nx, ny) in [(xx - 1, yy), (xx + 1, yy), (xx, yy - 1), (xx, yy + 1)] where nx >= 0 && ny >= 0 && nx < g.dw && ny < g.dh {
+                    if d[ny * g.dw + nx] != k { cv[x + xx, y + yy] = col; break }
+                }
+            }
+        }
+    }
+}

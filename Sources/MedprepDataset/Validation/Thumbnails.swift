@@ -4,7 +4,7 @@ import MedprepIO
 import MedprepProcessing
 
 /// `--thumbnails DIR`: one PNG per flagged case, drawn like `medprep inspect --preview` (the same
-/// window, palette and outlines, `PreviewRenderer`): a slice of the first image windowed to its
+/// window, palette and outlines, `SliceDrawing`): a slice of the first image windowed to its
 /// 1st-99th percentile, the mask's classes at 40% with opaque edges, and the offending voxels
 /// outlined in magenta, under a caption naming the case, the findings and the slice. The slice is
 /// shown as convert will cut it (reoriented to `geometry.orientation`, rows and columns as the
@@ -108,10 +108,10 @@ enum Thumbnails {
         }
         // Enlarged 2-8x (to about 512 pixels on the long side).
         let f = max(2, min(8, 512 / max(1, max(w, h))))
-        let g = PreviewRenderer.SheetGeometry(c: C, h: h, w: w, dh: h * f, dw: w * f, mh: h, mw: w, columns: 1)
+        let g = SliceDrawing.Geometry(c: C, h: h, w: w, dh: h * f, dw: w * f, mh: h, mw: w, columns: 1)
         let finite = pixels.filter(\.isFinite).sorted()
-        let lo = PreviewRenderer.percentile(sorted: finite, 1)
-        var hi = PreviewRenderer.percentile(sorted: finite, 99)
+        let lo = SliceDrawing.percentile(sorted: finite, 1)
+        var hi = SliceDrawing.percentile(sorted: finite, 99)
         if !(hi > lo) { hi = lo + 1 }
         let axisName = ["x", "y", "z"][view.slice]
         let lines = [
@@ -119,16 +119,16 @@ enum Thumbnails {
             grid.is2D ? "2D image, \(w)x\(h)" : "slice \(slice + 1)/\(depth) along \(axisName) (\(geometry.orientation)), \(w)x\(h), as convert cuts it",
             marks.isEmpty ? "no voxel-level marks" : "magenta: \(onSlice) of \(marks.count) offending voxels on this slice",
         ]
-        let m = PreviewRenderer.margin, lineH = PreviewRenderer.lineHeight
+        let m = SliceDrawing.margin, lineH = SliceDrawing.lineHeight
         let textW = lines.map { BitmapFont.width($0, scale: 2) }.max() ?? 0
         var cv = RGBCanvas(width: max(g.dw, textW) + 2 * m, height: g.dh + lines.count * lineH + 2 * m + 6, fill: PreviewColours.background)
         for (i, line) in lines.enumerated() {
             cv.text(line, x: m, y: m + i * lineH, scale: 2, i == 0 ? PreviewColours.text : PreviewColours.dimText)
         }
         let (x0, y0) = (m, m + lines.count * lineH + 6)
-        PreviewRenderer.drawImage(&cv, pixels, g: g, lo: lo, hi: hi, x: x0, y: y0)
-        PreviewRenderer.drawLabelOverlay(&cv, label, g: g, x: x0, y: y0)
-        PreviewRenderer.drawOutline(&cv, marked, of: 1, g: g, x: x0, y: y0, markColour)
+        SliceDrawing.drawImage(&cv, pixels, g: g, lo: lo, hi: hi, x: x0, y: y0)
+        SliceDrawing.drawLabelOverlay(&cv, label, g: g, x: x0, y: y0)
+        SliceDrawing.drawOutline(&cv, marked, of: 1, g: g, x: x0, y: y0, markColour)
         return cv
     }
 
