@@ -85,7 +85,7 @@ enum FuzzTargets {
     }
 
     static func journal(_ bytes: [UInt8]) {
-        _ = file(ConvertRun.journalName, bytes)
+        _ = file(OutputFiles.journal, bytes)
         _ = try? Journal.load(dir: scratch, fingerprint: "fuzz", resume: true)
     }
 

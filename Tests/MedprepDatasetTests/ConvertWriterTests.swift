@@ -32,7 +32,7 @@ import Testing
         let e = #expect(throws: MedprepError.self) { _ = try ConvertRun(options: o).run() }
         #expect(e?.path == out + "/" + name, "\(e?.description ?? "")")
         #expect(!FileIO.exists(out + "/index.json"))
-        let journal = try StrictJSON.parse(FileIO.readAll(out + "/" + ConvertRun.journalName)).value
+        let journal = try StrictJSON.parse(FileIO.readAll(out + "/" + OutputFiles.journal)).value
         #expect(journal["shards"]?.arrayValue?.compactMap { $0["file"]?.stringValue } == (0..<bad).map { ShardLayout.fileName(shardIndex: $0) })
 
         try FileManager.default.removeItem(atPath: obstacle)
@@ -52,7 +52,7 @@ import Testing
         let dir = InspectFixture.tempDir("journal-path")
         let journal = JSON.object([("fingerprint", .string("fp")),
                                    ("shards", .array([.object([("file", .string(file)), ("sha256", .string(String(repeating: "0", count: 64)))])]))])
-        try FileIO.writeAtomically(Array(journal.serialized().utf8), to: dir + "/" + ConvertRun.journalName)
+        try FileIO.writeAtomically(Array(journal.serialized().utf8), to: dir + "/" + OutputFiles.journal)
         do {
             _ = try Journal.load(dir: dir, fingerprint: "fp", resume: true)
             Issue.record("journal naming '\(file)' was accepted")

@@ -134,9 +134,9 @@ func sameTriple<A: Equatable, B: Equatable, C: Equatable>(_ x: (A, B, C), _ y: (
         #expect(PreviewRenderer.evenlySpaced(count: 0, max: 12) == [])
         // numpy.percentile([1, 2, 3, 4, 10], [1, 50, 99]) == [1.04, 3.0, 9.76]
         let v: [Float] = [1, 2, 3, 4, 10]
-        #expect(abs(PreviewRenderer.percentile(sorted: v, 1) - 1.04) < 1e-5)
-        #expect(PreviewRenderer.percentile(sorted: v, 50) == 3)
-        #expect(abs(PreviewRenderer.percentile(sorted: v, 99) - 9.76) < 1e-5)
+        #expect(abs(SliceDrawing.percentile(sorted: v, 1) - 1.04) < 1e-5)
+        #expect(SliceDrawing.percentile(sorted: v, 50) == 3)
+        #expect(abs(SliceDrawing.percentile(sorted: v, 99) - 9.76) < 1e-5)
         #expect(sameTriple(PreviewColours.diverging(-1), (5, 48, 97)) && sameTriple(PreviewColours.diverging(0), (247, 247, 247)))
         #expect(sameTriple(PreviewColours.diverging(1), (103, 0, 31)) && sameTriple(PreviewColours.diverging(7), (103, 0, 31)))
         let small = PreviewRenderer.displaySize(height: 12, width: 16), large = PreviewRenderer.displaySize(height: 512, width: 256)

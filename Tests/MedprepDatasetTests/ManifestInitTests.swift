@@ -36,11 +36,11 @@ import Testing
     @Test func onlyConvertsOwnFilesAreRecognised() {
         for own in ["index.json", ".medprep-journal.json", "shard-00000.safetensors", "shard-123456.safetensors",
                     "shard-00003.safetensors.tmp-4242", "index.json.tmp-7", ".medprep-journal.json.tmp-99"] {
-            #expect(ConvertRun.isOwnOutput(own), "\(own)")
+            #expect(OutputFiles.isOwn(own), "\(own)")
         }
         for user in ["shard-00000.safetensors.bak", "notes.tmp-old", "shard-0.safetensors", "my-index.json",
                      "shard-00000.safetensors.tmp-", "shard-abcde.safetensors", "index.json.tmp-12x", "README.txt"] {
-            #expect(!ConvertRun.isOwnOutput(user), "\(user)")
+            #expect(!OutputFiles.isOwn(user), "\(user)")
         }
     }
 }

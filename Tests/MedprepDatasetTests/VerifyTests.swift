@@ -368,11 +368,11 @@ extension VerifyReport {
     @Test func strayFilesInTheOutput() throws {
         let d = try InspectFixture.copy(try fx.out2D)
         try FileManager.default.copyItem(atPath: InspectFixture.shardPath(d, 0), toPath: InspectFixture.shardPath(d, 99))
-        try FileIO.writeAtomically([1], to: d + "/" + ConvertRun.journalName)
+        try FileIO.writeAtomically([1], to: d + "/" + OutputFiles.journal)
         try FileIO.writeAtomically([1], to: d + "/index.json.tmp-123")
         let r = OutputVerifier.verify(d)
         #expect(r.has("shard-00099.safetensors", "not listed in index.json"))
-        #expect(r.has(ConvertRun.journalName, "journal"))
+        #expect(r.has(OutputFiles.journal, "journal"))
         #expect(r.has("index.json.tmp-123", "temporary file"))
     }
 

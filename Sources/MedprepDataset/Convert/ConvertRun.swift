@@ -66,7 +66,6 @@ public final class ConvertRun {
     /// Called after each case is placed (for progress bars): (cases done, cases total, case id).
     public var onCase: ((Int, Int, String) -> Void)?
 
-    public static let journalName = ".medprep-journal.json"
 
     /// `manifest`: use this one instead of reading the manifest file (manifest init's projection).
     public init(options: ConvertOptions, manifest given: Manifest? = nil) throws {
@@ -111,7 +110,7 @@ public final class ConvertRun {
     /// no shard written) until it has passed; any failure reports validation's errors first.
     public func run() throws -> ConvertSummary {
         let t0 = monotonicNow()
-        if options.resume, FileIO.exists(outDir + "/index.json"), !FileIO.exists(outDir + "/" + Self.journalName) {
+        if options.resume, FileIO.exists(outDir + "/index.json"), !FileIO.exists(outDir + "/" + OutputFiles.journal) {
             return try verifiedCompleteOutput(started: t0)
         }
         var validation: BackgroundWork<[Finding]>? = nil
@@ -285,7 +284,7 @@ public final class ConvertRun {
         try readyOutput()  // a run that placed no sample (every case skipped) still validates first
         let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
         try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
-        unlink(outDir + "/" + Self.journalName)
+        unlink(outDir + "/" + OutputFiles.journal)
         let bytes = journal.shards.compactMap { $0["bytes"]?.intValue }.reduce(0, +)
         var summary = ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
                                      shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
@@ -352,7 +351,7 @@ public final class ConvertRun {
     func checkOutput() throws {
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
         if options.resume { return }
-        let ours = existing.filter(Self.isOwnOutput)
+        let ours = existing.filter(OutputFiles.isOwn)
         if !ours.isEmpty && !options.force {
             throw MedprepError(.ioFailure, path: outDir, "already holds medprep output (\(ours.count) files); use --force to replace it or --resume to continue.")
         }
@@ -366,22 +365,7 @@ public final class ConvertRun {
         try checkOutput()
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
-        for f in existing where Self.isOwnOutput(f) && (!options.resume || f.contains(".tmp-")) { unlink(outDir + "/" + f) }
-    }
-
-    /// Files convert writes (and only those): index.json, the journal, shard-NNNNN.safetensors,
-    /// and their `NAME.tmp-PID` partial writes. Anything else in OUT belongs to the user.
-    static func isOwnOutput(_ name: String) -> Bool {
-        func isShard(_ s: Substring) -> Bool {
-            guard s.hasPrefix("shard-"), s.hasSuffix(".safetensors") else { return false }
-            let digits = s.dropFirst(6).dropLast(12)
-            return digits.count >= 5 && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber)
-        }
-        func isFinal(_ s: Substring) -> Bool { s == "index.json" || s == Substring(journalName) || isShard(s) }
-        if isFinal(Substring(name)) { return true }
-        guard let r = name.range(of: ".tmp-", options: .backwards) else { return false }
-        let pid = name[r.upperBound...]
-        return !pid.isEmpty && pid.allSatisfy(\.isNumber) && isFinal(name[..<r.lowerBound])
+        for f in existing where OutputFiles.isOwn(f) && (!options.resume || f.contains(".tmp-")) { unlink(outDir + "/" + f) }
     }
 
     func computeCTStatistics(plan: ConvertPlan) throws -> [CTStatistics] {
@@ -455,7 +439,7 @@ struct Journal: Sendable {
     var cursorSlice = 0
 
     static func load(dir: String, fingerprint: String, resume: Bool) throws -> Journal {
-        let path = dir + "/" + ConvertRun.journalName
+        let path = dir + "/" + OutputFiles.journal
         guard resume, FileIO.exists(path) else { return Journal(fingerprint: fingerprint) }
         let j = try JSON.parse(String(decoding: try FileIO.readAll(path), as: UTF8.self))
         guard j["fingerprint"]?.stringValue == fingerprint else {
@@ -491,7 +475,7 @@ struct Journal: Sendable {
             ("normalisation", .array(normalisation)), ("skipped", .array(skipped)), ("sample_count", .int(sampleCount)),
             ("cursor_case", .int(cursorCase)), ("cursor_slice", .int(cursorSlice)),
         ])
-        try FileIO.writeAtomically(Array(j.serialized().utf8), to: dir + "/" + ConvertRun.journalName)
+        try FileIO.writeAtomically(Array(j.serialized().utf8), to: dir + "/" + OutputFiles.journal)
     }
 }
 

@@ -104,7 +104,7 @@ public struct ConvertPreflight: Sendable {
         let out = run.outDir
         if run.options.force || run.options.resume {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-            p.reusableBytes = names.filter(ConvertRun.isOwnOutput).reduce(0) { sum, name in
+            p.reusableBytes = names.filter(OutputFiles.isOwn).reduce(0) { sum, name in
                 sum + ((try? FileManager.default.attributesOfItem(atPath: out + "/" + name)[.size] as? Int) ?? 0)
             }
         }

@@ -100,7 +100,7 @@ public enum OutputVerifier {
         } else {
             let partDirs = allPartDirectories(dir)
             if partDirs.isEmpty {
-                if FileIO.exists(dir + "/" + ConvertRun.journalName) {
+                if FileIO.exists(dir + "/" + OutputFiles.journal) {
                     report.add(loc.indexPath, "not found, but a conversion journal is: a convert is running or was interrupted (finish it with 'medprep convert ... --resume').")
                 } else {
                     report.add(loc.indexPath, "not found: \(dir) is not a medprep convert output (no index.json, no parts/*/index.json).")
@@ -435,7 +435,7 @@ public enum OutputVerifier {
         for name in names {
             if name.hasPrefix("shard-") && name.hasSuffix(".safetensors") && !listed.contains(name) {
                 report.add(dir + "/" + name, "is not listed in index.json (left over from another run?).")
-            } else if name == ConvertRun.journalName {
+            } else if name == OutputFiles.journal {
                 report.add(dir + "/" + name, "a conversion journal is still here: a convert is running in this folder or was interrupted.")
             } else if name.contains(".tmp-") {
                 report.add(dir + "/" + name, "is a temporary file left by an interrupted write.")
