@@ -36,11 +36,20 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
         ),
         .target(name: "MedprepMaps", dependencies: ["MedprepCore", "MedprepProcessing"]),
+        // The dataset model (manifest, discovery, resolver, mask decoding, folds, slice drawing),
+        // then one target per job on it: the compiler keeps them apart (no cycles; Convert
+        // builds on Validate, which it runs first, and on Inspect, whose verifier --resume uses).
         .target(name: "MedprepDataset", dependencies: ["MedprepCore", "MedprepIO", "MedprepProcessing", "Yams"]),
+        .target(name: "MedprepValidate", dependencies: ["MedprepDataset", "MedprepCore", "MedprepIO", "MedprepProcessing"]),
+        .target(name: "MedprepInspect", dependencies: ["MedprepDataset", "MedprepCore", "MedprepIO", "MedprepProcessing"]),
+        .target(name: "MedprepConvert",
+                dependencies: ["MedprepDataset", "MedprepValidate", "MedprepInspect", "MedprepCore", "MedprepIO", "MedprepProcessing"]),
+        .target(name: "MedprepSynth", dependencies: ["MedprepDataset", "MedprepCore", "MedprepIO", "MedprepProcessing"]),
         .target(
             name: "MedprepCommands",
             dependencies: [
-                "MedprepCore", "MedprepIO", "MedprepProcessing", "MedprepDataset",
+                "MedprepCore", "MedprepIO", "MedprepProcessing", "MedprepDataset", "MedprepValidate", "MedprepInspect",
+                "MedprepConvert", "MedprepSynth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,16 +58,19 @@ let package = Package(
         .testTarget(name: "MedprepIOTests", dependencies: ["MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepProcessingTests", dependencies: ["MedprepProcessing", "MedprepCore"]),
         .testTarget(name: "MedprepMapsTests", dependencies: ["MedprepMaps", "MedprepProcessing", "MedprepCore"]),
-        .testTarget(name: "MedprepDatasetTests", dependencies: ["MedprepDataset", "MedprepIO", "MedprepCore"]),
+        .testTarget(name: "MedprepDatasetTests",
+                    dependencies: ["MedprepDataset", "MedprepValidate", "MedprepInspect", "MedprepConvert", "MedprepSynth",
+                                   "MedprepIO", "MedprepCore"]),
         .testTarget(name: "MedprepCommandsTests", dependencies: ["MedprepCommands", "MedprepIO", "MedprepCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
 
-// medprep-fuzz (libFuzzer targets, docs/fuzzing.md) exists only in the builds tools/fuzz.sh makes:
+// medprep-fuzz (libFuzzer targets, docs/fuzzing.md) exists only in the builds tools/fuzz/run.py makes:
 // it needs the sanitizer flags and libFuzzer's driver that script passes, and @testable imports.
 if Context.environment["MEDPREP_FUZZ"] != nil {
     package.targets.append(.executableTarget(
-        name: "medprep-fuzz", dependencies: ["MedprepCore", "MedprepIO", "MedprepDataset", "CMedprep"],
+        name: "medprep-fuzz",
+        dependencies: ["MedprepCore", "MedprepIO", "MedprepDataset", "MedprepConvert", "MedprepInspect", "CMedprep"],
         path: "Sources/MedprepFuzz"))
 }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import MedprepCore
 import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep convert DATASET --out OUT`: the main job.
 struct Convert: ParsableCommand {

@@ -1,6 +1,10 @@
 import ArgumentParser
 import MedprepCore
 import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep inspect OUT`: what a convert output holds, and optionally PNG contact sheets.
 struct Inspect: ParsableCommand {

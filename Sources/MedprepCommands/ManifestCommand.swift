@@ -2,6 +2,10 @@ import ArgumentParser
 import MedprepCore
 import MedprepDataset
 import MedprepIO
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep manifest init DIR`: writes a starting manifest inferred from a dataset folder.
 struct ManifestCommand: ParsableCommand {

@@ -1,5 +1,10 @@
 import ArgumentParser
 import MedprepCore
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// Root command; each subcommand is its own type in this module.
 public struct Medprep: ParsableCommand {

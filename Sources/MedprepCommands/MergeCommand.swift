@@ -1,6 +1,10 @@
 import ArgumentParser
 import MedprepCore
 import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep merge OUT`: joins the parts of a `convert --part i/n` job array into OUT/index.json.
 struct MergeCommand: ParsableCommand {

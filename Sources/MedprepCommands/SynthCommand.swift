@@ -1,6 +1,10 @@
 import ArgumentParser
 import MedprepCore
 import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep synth DIR`: writes the built-in synthetic datasets (3D NIfTI, 2D PNG, 2D JPEG).
 struct SynthCommand: ParsableCommand {

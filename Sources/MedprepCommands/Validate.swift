@@ -4,6 +4,10 @@ import MedprepDataset
 import MedprepIO
 #if canImport(Glibc)
 import Glibc
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 #endif
 
 /// `medprep validate DATASET`: annotation and geometry consistency checks, every case, one

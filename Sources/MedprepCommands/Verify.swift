@@ -1,6 +1,10 @@
 import ArgumentParser
 import MedprepCore
 import MedprepDataset
+import MedprepValidate
+import MedprepInspect
+import MedprepConvert
+import MedprepSynth
 
 /// `medprep verify OUT`: checks a convert output (index, every shard's bytes and tensors, the
 /// cross-file rules of docs/shard-format.md). Exit 0 when it all checks, 1 otherwise.

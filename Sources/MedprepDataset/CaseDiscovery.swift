@@ -73,7 +73,7 @@ public enum CaseDiscovery {
     }
 
     /// Every regular file under `root`, as sorted relative paths (hidden entries skipped).
-    static func listFiles(_ root: String) throws -> [String] {
+    package static func listFiles(_ root: String) throws -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw MedprepError(.fileNotFound, path: root, "dataset folder not found.")
@@ -90,11 +90,11 @@ public enum CaseDiscovery {
 }
 
 /// A path template: `{id}` = the case id (no '/'), `*` = anything but '/'; everything else literal.
-struct Template {
-    let source: String
-    let regex: NSRegularExpression
+package struct Template {
+    package let source: String
+    package let regex: NSRegularExpression
 
-    init(_ source: String) throws {
+    package init(_ source: String) throws {
         self.source = source
         var pattern = "^"
         var rest = Substring(source)
@@ -108,19 +108,19 @@ struct Template {
         }
     }
 
-    func matches(_ path: String) -> Bool {
+    package func matches(_ path: String) -> Bool {
         regex.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)) != nil
     }
 
     /// The `{id}` part when the path matches.
-    func id(in path: String) -> String? {
+    package func id(in path: String) -> String? {
         guard source.contains("{id}"), let m = regex.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)),
               let r = Range(m.range(at: 1), in: path) else { return nil }
         return String(path[r])
     }
 
     /// The one file matching this template with `{id}` filled in (nil when none; first sorted when several).
-    func resolve(id: String, in files: [String]) -> String? {
+    package func resolve(id: String, in files: [String]) -> String? {
         guard let t = try? Template(source.replacingOccurrences(of: "{id}", with: id.replacingOccurrences(of: "*", with: ""))) else { return nil }
         return files.first { t.matches($0) }
     }

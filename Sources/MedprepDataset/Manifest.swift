@@ -21,7 +21,7 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     public enum Layout: String, Codable, Sendable, CaseIterable { case nnunet, templates }
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case name, layout, cases, labels, geometry, intensity, maps, folds
         case shardSize = "shard_size", dtypes
     }
@@ -82,7 +82,7 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     public var sha256: String { SHA256.hex(Array(canonicalJSON.serialized().utf8)) }
 
-    static func describe(_ e: DecodingError) -> String {
+    package static func describe(_ e: DecodingError) -> String {
         func keyPath(_ path: [CodingKey]) -> String {
             path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
                 .replacingOccurrences(of: ".[", with: "[")
@@ -103,7 +103,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
     }
 
-    static func friendly(_ type: Any.Type) -> String {
+    package static func friendly(_ type: Any.Type) -> String {
         switch type {
         case is String.Type: "a string"
         case is Int.Type: "an integer"
@@ -127,7 +127,7 @@ public struct CaseSpec: Codable, Sendable, Equatable {
     /// Paths matching any of these patterns (same syntax, `{id}` = `*`) are ignored.
     public var exclude: [String]
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case images, mask, nestedMasks = "nested_masks", exclude }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case images, mask, nestedMasks = "nested_masks", exclude }
 
     public init(images: [String], mask: String?, nestedMasks: [String]? = nil, exclude: [String] = []) {
         self.images = images; self.mask = mask; self.nestedMasks = nestedMasks; self.exclude = exclude
@@ -152,7 +152,7 @@ public struct LabelSpec: Codable, Sendable, Equatable {
     /// True when class order is a severity or depth order (burn grades, tissue layers).
     public var ordinal: Bool
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case classes, ordinal }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case classes, ordinal }
 
     public init(classes: [ClassSpec], ordinal: Bool = false) { self.classes = classes; self.ordinal = ordinal }
 
@@ -184,7 +184,7 @@ public struct ClassSpec: Codable, Sendable, Equatable {
     /// RGB colour in colour-coded masks.
     public var colour: [Int]?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, value, colour, color }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case name, value, colour, color }
 
     public init(name: String, value: Int? = nil, colour: [Int]? = nil) { self.name = name; self.value = value; self.colour = colour }
 
@@ -261,7 +261,7 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
     /// like tissue (0 is the mean after a z-score).
     public var padValue: Double?
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case orientation, sliceAxis = "slice_axis", targetSpacing = "target_spacing", size, fit
         case imageInterpolation = "image_interpolation", labelInterpolation = "label_interpolation"
         case foregroundMargin = "foreground_margin", padValue = "pad_value"
@@ -314,9 +314,9 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
     }
 
     /// A number or the word 'keep'.
-    struct SpacingEntry: Codable, Sendable {
-        var value: Double?
-        init(from decoder: Decoder) throws {
+    package struct SpacingEntry: Codable, Sendable {
+        package var value: Double?
+        package init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
             if let d = try? c.decode(Double.self) { value = d; return }
             guard let s = try? c.decode(String.self), s == "keep" else {
@@ -324,7 +324,7 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
             }
             value = nil
         }
-        func encode(to encoder: Encoder) throws {
+        package func encode(to encoder: Encoder) throws {
             var c = encoder.singleValueContainer()
             if let value { try c.encode(value) } else { try c.encode("keep") }
         }
@@ -345,9 +345,9 @@ public struct GeometrySpec: Codable, Sendable, Equatable {
     }
 }
 
-extension GeometrySpec.SpacingEntry { init(value: Double?) { self.value = value } }
+package extension GeometrySpec.SpacingEntry { init(value: Double?) { self.value = value } }
 
-extension GeometrySpec {
+package extension GeometrySpec {
     /// The slice axis as Processing's type (a voxel axis of the reoriented volume).
     public var slicing: SliceAxis { SliceAxis(rawValue: sliceAxis.rawValue)! }
 
@@ -379,7 +379,7 @@ public struct IntensitySpec: Codable, Sendable, Equatable {
     }
     public var mode: Mode
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case mode }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case mode }
     public init(mode: Mode = .zscore) { self.mode = mode }
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
@@ -413,7 +413,7 @@ public struct MapsSpec: Codable, Sendable, Equatable {
     /// The dtype of stored maps (dense or compact).
     public var dtype: ShardLayout.ImageDType
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales, storage, dtype }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case sdf, rrw, convention, units, scales, storage, dtype }
 
     public init(sdf: Bool = true, rrw: Bool = true, convention: SDFConvention = .boundary, units: DistanceUnits = .px,
                 scales: [Int] = [1], storage: Storage = .online, dtype: ShardLayout.ImageDType = .float32) {
@@ -452,7 +452,7 @@ public struct MapsSpec: Codable, Sendable, Equatable {
 public struct FoldSpec: Codable, Sendable, Equatable {
     public var k: Int
     public var seed: UInt64
-    enum CodingKeys: String, CodingKey, CaseIterable { case k, seed }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case k, seed }
     public init(k: Int = 5, seed: UInt64 = 0) { self.k = k; self.seed = seed }
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
@@ -466,7 +466,7 @@ public struct DTypeSpec: Codable, Sendable, Equatable {
     public var image: ShardLayout.ImageDType
     /// auto: uint8 up to 255 classes, else uint16.
     public var label: ShardLayout.LabelDTypeChoice
-    enum CodingKeys: String, CodingKey, CaseIterable { case image, label }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case image, label }
     public init(image: ShardLayout.ImageDType = .float32, label: ShardLayout.LabelDTypeChoice = .auto) { self.image = image; self.label = label }
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(CodingKeys.self)
@@ -478,22 +478,22 @@ public struct DTypeSpec: Codable, Sendable, Equatable {
 // MARK: - strict decoding helpers
 
 /// An unknown or invalid manifest key, with the full key path.
-struct ManifestKeyError: Error { let message: String }
+package struct ManifestKeyError: Error { let message: String }
 
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
+package struct AnyKey: CodingKey {
+    package var stringValue: String
+    package var intValue: Int? { nil }
+    package init?(stringValue: String) { self.stringValue = stringValue }
+    package init?(intValue: Int) { nil }
 }
 
-func keyPathString(_ path: [CodingKey]) -> String {
+package func keyPathString(_ path: [CodingKey]) -> String {
     path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
 }
 
-extension Decoder {
+package extension Decoder {
     /// A keyed container that rejects keys the type does not know.
-    func strictContainer<K: CodingKey & CaseIterable>(_ type: K.Type) throws -> KeyedDecodingContainer<K> where K.AllCases: Collection {
+    package func strictContainer<K: CodingKey & CaseIterable>(_ type: K.Type) throws -> KeyedDecodingContainer<K> where K.AllCases: Collection {
         let all = try container(keyedBy: AnyKey.self)
         let known = Set(K.allCases.map(\.stringValue))
         for key in all.allKeys where !known.contains(key.stringValue) {
@@ -504,10 +504,10 @@ extension Decoder {
     }
 }
 
-extension KeyedDecodingContainer {
+package extension KeyedDecodingContainer {
     /// A string-valued choice; an unknown value is one sentence naming the key, the value and
     /// the allowed ones (not Swift's "Cannot initialize Axis from invalid String value w").
-    func decodeChoice<T: RawRepresentable & CaseIterable>(_ type: T.Type, forKey key: Key) throws -> T?
+    package func decodeChoice<T: RawRepresentable & CaseIterable>(_ type: T.Type, forKey key: Key) throws -> T?
         where T.RawValue == String {
         guard let raw = try decodeIfPresent(String.self, forKey: key) else { return nil }
         guard let value = T(rawValue: raw) else {
@@ -518,6 +518,6 @@ extension KeyedDecodingContainer {
     }
 }
 
-func invalid<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, _ problem: String) -> ManifestKeyError {
+package func invalid<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, _ problem: String) -> ManifestKeyError {
     ManifestKeyError(message: "manifest key '\(keyPathString(c.codingPath + [key]))' \(problem).")
 }

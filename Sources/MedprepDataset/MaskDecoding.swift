@@ -4,45 +4,50 @@ import MedprepCore
 /// Codes below `MaskCodes.undeclaredBase` are classes (declared, or inferred from the values);
 /// codes from it up are undeclared values, one code per distinct value (the last code collects
 /// the overflow). Built from the raw stored values, so nothing throws on an unexpected value.
-struct MaskCodes {
-    static let undeclaredBase: UInt16 = 32768
-    static let overflow: UInt16 = 65535
+package struct MaskCodes {
+    package static let undeclaredBase: UInt16 = 32768
+    package static let overflow: UInt16 = 65535
 
     /// A stored value: a number (after scl_slope/scl_inter) or an RGB colour.
-    enum Raw: Hashable, Sendable {
+    package enum Raw: Hashable, Sendable {
         case number(Double)
         case colour(Int, Int, Int)
         case nan
 
-        var text: String {
+        package var text: String {
             switch self {
             case .number(let d): return formatShort(d)
             case .colour(let r, let g, let b): return "[\(r), \(g), \(b)]"
             case .nan: return "NaN"
             }
         }
-        var json: JSON {
+        package var json: JSON {
             switch self {
             case .number(let d): return d.isFinite ? .number(d) : .string("\(d)")
             case .colour(let r, let g, let b): return .ints([r, g, b])
             case .nan: return .string("NaN")
             }
         }
-        var number: Double? { if case .number(let d) = self { return d }; return nil }
-        var isInteger: Bool { if case .number(let d) = self { return d.isFinite && d == d.rounded() }; return false }
+        package var number: Double? { if case .number(let d) = self { return d }; return nil }
+        package var isInteger: Bool { if case .number(let d) = self { return d.isFinite && d == d.rounded() }; return false }
     }
 
-    var codes: [UInt16]
+    package var codes: [UInt16]
     /// Raw value of each class code (index = code).
-    var classValues: [Raw]
+    package var classValues: [Raw]
     /// Raw value of each undeclared code (index = code - undeclaredBase); overflow not listed.
-    var undeclaredValues: [Raw]
+    package var undeclaredValues: [Raw]
     /// Voxels per class code.
-    var classCounts: [Int]
+    package var classCounts: [Int]
     /// Voxels per undeclared code; the last entry counts the overflow code.
-    var undeclaredCounts: [Int]
+    package var undeclaredCounts: [Int]
 
-    var undeclaredTotal: Int { undeclaredCounts.reduce(0, +) }
+    package var undeclaredTotal: Int { undeclaredCounts.reduce(0, +) }
+
+    package init(codes: [UInt16], classValues: [Raw], undeclaredValues: [Raw], classCounts: [Int], undeclaredCounts: [Int]) {
+        self.codes = codes; self.classValues = classValues; self.undeclaredValues = undeclaredValues
+        self.classCounts = classCounts; self.undeclaredCounts = undeclaredCounts
+    }
 }
 
 /// The one way medprep reads a mask's values, for validate and convert alike: every voxel gets a
@@ -51,7 +56,7 @@ struct MaskCodes {
 /// declared value or colour. With `labels` nil the classes are inferred (validate only).
 public struct MaskDecoder: Sendable {
     /// Declared classes (value or colour per class); nil = infer classes from integer values.
-    let labels: LabelSpec?
+    package let labels: LabelSpec?
 
     public init(labels: LabelSpec?) { self.labels = labels }
 
@@ -95,7 +100,7 @@ public struct MaskDecoder: Sendable {
     /// Nested masks (Teeth-ISBI): a voxel's class is the number of masks non-zero there. Also
     /// returns, per mask k >= 1, the voxels it covers outside mask k-1 (up to `markCap`) and
     /// their count: counting then gives those voxels the wrong class.
-    static func nested(_ masks: [MedicalImage], markCap: Int) -> (codes: [UInt16], outside: [(count: Int, first: Int, marks: [Int32])]) {
+    package static func nested(_ masks: [MedicalImage], markCap: Int) -> (codes: [UInt16], outside: [(count: Int, first: Int, marks: [Int32])]) {
         guard let first = masks.first else { return ([], []) }
         let n = first.voxelCount
         var codes = [UInt16](repeating: 0, count: n)
@@ -132,12 +137,12 @@ public struct MaskDecoder: Sendable {
         return nested(masks, markCap: 0).codes
     }
     /// Declared grey value of each class.
-    var declaredValues: [Int] { (labels?.classes ?? []).enumerated().map { $0.element.value ?? $0.offset } }
+    package var declaredValues: [Int] { (labels?.classes ?? []).enumerated().map { $0.element.value ?? $0.offset } }
 
     /// Problems that stop decoding (channel layout does not fit the declaration).
-    enum Failure: Error { case channels(String) }
+    package enum Failure: Error { case channels(String) }
 
-    func decode(_ mask: MedicalImage) throws -> MaskCodes {
+    package func decode(_ mask: MedicalImage) throws -> MaskCodes {
         if let labels, labels.usesColours { return try decodeColours(mask, labels: labels) }
         guard mask.channels == 1 else {
             let identical = channelsIdentical(mask)
@@ -146,7 +151,7 @@ public struct MaskDecoder: Sendable {
         return decodeGrey(mask)
     }
 
-    func channelsIdentical(_ mask: MedicalImage) -> Bool {
+    package func channelsIdentical(_ mask: MedicalImage) -> Bool {
         guard mask.channels >= 3, case .uint8(let px) = mask.voxels else { return false }
         let c = mask.channels
         var i = 0
@@ -158,15 +163,15 @@ public struct MaskDecoder: Sendable {
     }
 
     /// Shared code-table logic.
-    final class Table {
-        var classIndex: [Raw: UInt16] = [:]
-        var classValues: [MaskCodes.Raw] = []
-        var undeclared: [MaskCodes.Raw: UInt16] = [:]
-        var undeclaredValues: [MaskCodes.Raw] = []
-        let infer: Bool
-        typealias Raw = MaskCodes.Raw
+    package final class Table {
+        package var classIndex: [Raw: UInt16] = [:]
+        package var classValues: [MaskCodes.Raw] = []
+        package var undeclared: [MaskCodes.Raw: UInt16] = [:]
+        package var undeclaredValues: [MaskCodes.Raw] = []
+        package let infer: Bool
+        package typealias Raw = MaskCodes.Raw
 
-        init(declared: [Raw]?) {
+        package init(declared: [Raw]?) {
             infer = declared == nil
             if let declared {
                 for (i, v) in declared.enumerated() { classIndex[v] = UInt16(i); classValues.append(v) }
@@ -176,7 +181,7 @@ public struct MaskDecoder: Sendable {
             }
         }
 
-        func code(_ raw: Raw) -> UInt16 {
+        package func code(_ raw: Raw) -> UInt16 {
             if let c = classIndex[raw] { return c }
             if infer, raw.isInteger, classValues.count < Int(MaskCodes.undeclaredBase) {
                 let c = UInt16(classValues.count)
@@ -192,7 +197,7 @@ public struct MaskDecoder: Sendable {
             return c
         }
 
-        func finish(codes: [UInt16]) -> MaskCodes {
+        package func finish(codes: [UInt16]) -> MaskCodes {
             var classCounts = [Int](repeating: 0, count: classValues.count)
             var undeclaredCounts = [Int](repeating: 0, count: undeclaredValues.count + 1)
             codes.withUnsafeBufferPointer { buf in
@@ -207,7 +212,7 @@ public struct MaskDecoder: Sendable {
         }
     }
 
-    func decodeGrey(_ mask: MedicalImage) -> MaskCodes {
+    package func decodeGrey(_ mask: MedicalImage) -> MaskCodes {
         let table = Table(declared: labels.map { _ in declaredValues.map { MaskCodes.Raw.number(Double($0)) } })
         let n = mask.voxelCount  // frame 0 only when a mask has several frames (reported as a shape error)
         let scaling = mask.scaling
@@ -221,7 +226,7 @@ public struct MaskDecoder: Sendable {
         return table.finish(codes: codes)
     }
 
-    func decodeColours(_ mask: MedicalImage, labels: LabelSpec) throws -> MaskCodes {
+    package func decodeColours(_ mask: MedicalImage, labels: LabelSpec) throws -> MaskCodes {
         guard case .uint8(let px) = mask.voxels else {
             throw Failure.channels("colour-coded masks must be 8-bit images, but this mask is \(mask.voxels.type.rawValue).")
         }
@@ -253,7 +258,7 @@ public struct MaskDecoder: Sendable {
     }
 
     /// Index of the declared class nearest to a raw value (JPEG snapping; the first on a tie).
-    func nearestClass(_ raw: MaskCodes.Raw, classValues: [MaskCodes.Raw]) -> UInt16 {
+    package func nearestClass(_ raw: MaskCodes.Raw, classValues: [MaskCodes.Raw]) -> UInt16 {
         var best = 0, bestD = Double.infinity
         for (k, v) in classValues.enumerated() {
             let d: Double

@@ -104,7 +104,7 @@ public struct ResolvedDataset: Sendable {
                            "no manifest found (\(Self.manifestNames.joined(separator: ", "))) and no dataset.json: classes must be declared to convert (give --manifest, or run 'medprep manifest init \(root)').")
     }
 
-    static func trimmed(_ root: String) -> String {
+    package static func trimmed(_ root: String) -> String {
         root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
     }
 }

@@ -2,6 +2,8 @@ import CMedprep
 import Glibc
 @testable import MedprepCore
 @testable import MedprepDataset
+@testable import MedprepConvert
+@testable import MedprepInspect
 @testable import MedprepIO
 
 /// One fuzz target per parser. Each feeds the input to the parser the way a user's file reaches

@@ -5,6 +5,10 @@ import Foundation
 import Testing
 @testable import MedprepCore
 @testable import MedprepDataset
+@testable import MedprepValidate
+@testable import MedprepInspect
+@testable import MedprepConvert
+@testable import MedprepSynth
 @testable import MedprepIO
 
 /// Shards are written on a writer thread, one in flight: a shard that cannot be written stops

@@ -2,6 +2,10 @@ import Foundation
 import Testing
 @testable import MedprepCore
 @testable import MedprepDataset
+@testable import MedprepValidate
+@testable import MedprepInspect
+@testable import MedprepConvert
+@testable import MedprepSynth
 @testable import MedprepIO
 
 func sameTriple<A: Equatable, B: Equatable, C: Equatable>(_ x: (A, B, C), _ y: (A, B, C)) -> Bool { x == y }

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import MedprepDataset
+@testable import MedprepValidate
+@testable import MedprepInspect
+@testable import MedprepConvert
+@testable import MedprepSynth
 
 /// `manifest init` on the synthetic datasets recovers their layout and classes, and what it
 /// writes loads as a manifest that discovers every case.

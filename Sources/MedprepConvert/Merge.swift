@@ -1,6 +1,9 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// Joins the partial indexes written by `convert --part i/n` (OUT/parts/i-of-n/index.json) into
 /// one OUT/index.json. Parts hold contiguous blocks of cases in case order, so concatenating them
@@ -69,7 +72,7 @@ public enum Merge {
     }
 
     /// An object with some members replaced (order kept).
-    static func rewrite(_ j: JSON, _ changes: [String: JSON]) -> JSON {
+    package static func rewrite(_ j: JSON, _ changes: [String: JSON]) -> JSON {
         guard case .object(let o) = j else { return j }
         return .object(o.map { (k, v) in (k, changes[k] ?? v) })
     }

@@ -75,7 +75,7 @@ public enum PreviewColours {
     public static func label(_ k: Int) -> RGBCanvas.RGB { classes[(max(1, k) - 1) % classes.count] }
 
     /// ColorBrewer RdBu reversed (matplotlib's `RdBu_r`): dark blue, white in the middle, dark red.
-    static let diverging: [(Double, Double, Double)] = [
+    package static let diverging: [(Double, Double, Double)] = [
         (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
         (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
     ]
@@ -111,11 +111,11 @@ public enum BitmapFont {
         glyphs[c] ?? glyphs["?"]!
     }
 
-    static func rows(_ s: String) -> [UInt8] {
+    package static func rows(_ s: String) -> [UInt8] {
         s.split(separator: " ").map { row in row.reduce(UInt8(0)) { $0 << 1 | ($1 == "#" ? 1 : 0) } }
     }
 
-    static let glyphs: [Character: [UInt8]] = {
+    package static let glyphs: [Character: [UInt8]] = {
         let table: [(Character, String)] = [
             (" ", "..... ..... ..... ..... ..... ..... ....."),
             ("0", ".###. #...# #..## #.#.# ##..# #...# .###."),

@@ -1,26 +1,27 @@
 import MedprepCore
+import MedprepDataset
 
 /// A voxel grid, x fastest; 2D images have nz == 1.
-struct Grid: Sendable, Equatable {
-    var nx: Int, ny: Int, nz: Int
-    var count: Int { nx * ny * nz }
-    var is2D: Bool { nz == 1 }
+package struct Grid: Sendable, Equatable {
+    package var nx: Int, ny: Int, nz: Int
+    package var count: Int { nx * ny * nz }
+    package var is2D: Bool { nz == 1 }
 
-    func coords(_ v: Int) -> [Int] { [v % nx, (v / nx) % ny, v / (nx * ny)] }
-    func coordText(_ v: Int) -> String {
+    package func coords(_ v: Int) -> [Int] { [v % nx, (v / nx) % ny, v / (nx * ny)] }
+    package func coordText(_ v: Int) -> String {
         let c = coords(v)
         return is2D ? "(x \(c[0]), y \(c[1]))" : "(x \(c[0]), y \(c[1]), z \(c[2]))"
     }
-    func size(axis: Int) -> Int { [nx, ny, nz][axis] }
+    package func size(axis: Int) -> Int { [nx, ny, nz][axis] }
 }
 
 /// A neighbour offset with its flat delta.
-struct Offset { let dx: Int, dy: Int, dz: Int, delta: Int }
+package struct Offset { let dx: Int, dy: Int, dz: Int, delta: Int }
 
-enum Neighbourhood {
+package enum Neighbourhood {
     /// Offsets of `grid`'s neighbourhood: faces only (6 / 4) or full (26 / 8). `backward` keeps
     /// those that come earlier in memory order (for one-pass union-find).
-    static func offsets(_ g: Grid, full: Bool, backward: Bool) -> [Offset] {
+    package static func offsets(_ g: Grid, full: Bool, backward: Bool) -> [Offset] {
         var out: [Offset] = []
         let zr = g.is2D ? [0] : [-1, 0, 1]
         for dz in zr {
@@ -40,32 +41,32 @@ enum Neighbourhood {
 
 /// Structure of a mask of class codes (all below MaskCodes.undeclaredBase): connected
 /// components per class, ordinal contact and nesting, holes inside ordinal layers.
-struct MaskStructure {
-    struct Component { var cls: UInt16; var size: Int; var first: Int }
-    struct Hole { var size: Int; var level: Int; var fill: [Int]; var first: Int }
+package struct MaskStructure {
+    package struct Component { var cls: UInt16; var size: Int; var first: Int }
+    package struct Hole { var size: Int; var level: Int; var fill: [Int]; var first: Int }
 
-    var components: [Component] = []
+    package var components: [Component] = []
     /// Ordinal contact faces (classes >= 2 apart), excluding those of nesting components.
-    var contactFaces = 0
+    package var contactFaces = 0
     /// Voxels on either side of a counted contact face.
-    var contactVoxels = 0
+    package var contactVoxels = 0
     /// Faces between voxels of different classes (the denominator of the contact share).
-    var transitions = 0
+    package var transitions = 0
     /// Contact faces per (lower class, higher class).
-    var contactPairs: [[Int]: Int] = [:]
+    package var contactPairs: [[Int]: Int] = [:]
     /// Slice with the most contact faces along the slice axis, and that count.
-    var worstSlice: (index: Int, faces: Int)? = nil
+    package var worstSlice: (index: Int, faces: Int)? = nil
     /// Components of class k >= 2 touching classes <= k-2 and never class k-1.
-    var nesting: [(component: Int, farFaces: Int, touching: [Int])] = []
-    var holes: [Hole] = []
+    package var nesting: [(component: Int, farFaces: Int, touching: [Int])] = []
+    package var holes: [Hole] = []
     /// Voxels to mark in thumbnails (capped).
-    var marks: [Int32] = []
-    static let markCap = 1 << 20
+    package var marks: [Int32] = []
+    package static let markCap = 1 << 20
 
     /// Labels components of equal non-zero code (union-find, one pass, then a relabelling pass in
     /// which every root is the smallest index of its component). Returns component ids per voxel
     /// (-1 for background). Neighbour tests read the padded codes, so no bounds checks.
-    static func label(_ pc: PaddedCodes, full: Bool) -> ([Int32], [Component]) {
+    package static func label(_ pc: PaddedCodes, full: Bool) -> ([Int32], [Component]) {
         let g = pc.grid
         let n = g.count
         var parent = [Int32](repeating: -1, count: n)
@@ -142,7 +143,7 @@ struct MaskStructure {
     /// volume border). That is exact: every voxel outside the box is background connected to the
     /// border, faces outside it join background to background, and the margin keeps the faces
     /// between the box and the outside. Positions are mapped back to the full grid.
-    static func analyse(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
+    package static func analyse(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
                         minComponentSize: Int, sliceAxis: Int) -> MaskStructure {
         var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
         codes.withUnsafeBufferPointer { c in
@@ -189,7 +190,7 @@ struct MaskStructure {
         return s
     }
 
-    static func analyseGrid(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
+    package static func analyseGrid(codes: [UInt16], grid g: Grid, classCount k: Int, ordinal: Bool, full: Bool,
                             minComponentSize: Int, sliceAxis: Int) -> MaskStructure {
         var s = MaskStructure()
         let pc = PaddedCodes(codes, grid: g)
@@ -215,7 +216,7 @@ struct MaskStructure {
         return s
     }
 
-    mutating func ordinalContact(_ c: UnsafeBufferPointer<UInt16>, comp: [Int32], grid g: Grid, sliceAxis: Int,
+    package mutating func ordinalContact(_ c: UnsafeBufferPointer<UInt16>, comp: [Int32], grid g: Grid, sliceAxis: Int,
                                  mark: (Int) -> Void) {
         let nComp = components.count
         var far = [Int](repeating: 0, count: nComp)
@@ -279,7 +280,7 @@ struct MaskStructure {
     /// h(v) > c is enclosed by the layer {class >= c+1}: a hole. Background paths use the dual
     /// connectivity of the components (faces when components use the full neighbourhood).
     /// Works on the padded grid: padding has h = 0, so it is never entered and needs no checks.
-    mutating func findHoles(_ pc: PaddedCodes, classCount k: Int, full: Bool, mark: (Int) -> Void) {
+    package mutating func findHoles(_ pc: PaddedCodes, classCount k: Int, full: Bool, mark: (Int) -> Void) {
         let g = pc.grid
         guard k >= 2, g.count > 0 else { return }
         let pdeltas = Neighbourhood.offsets(g, full: !full, backward: false).map { pc.delta($0) }
@@ -360,12 +361,12 @@ struct MaskStructure {
 
 /// Class codes on a grid padded by one background voxel on every side (2D: x and y only), so
 /// neighbour lookups need no bounds checks.
-struct PaddedCodes {
-    let grid: Grid
-    let px: Int, py: Int, zo: Int
-    var codes: [UInt16]
+package struct PaddedCodes {
+    package let grid: Grid
+    package let px: Int, py: Int, zo: Int
+    package var codes: [UInt16]
 
-    init(_ src: [UInt16], grid g: Grid) {
+    package init(_ src: [UInt16], grid g: Grid) {
         grid = g
         px = g.nx + 2
         py = g.ny + 2
@@ -387,13 +388,13 @@ struct PaddedCodes {
         codes = out
     }
 
-    @inline(__always) func index(_ x: Int, _ y: Int, _ z: Int) -> Int { ((z + zo) * py + y + 1) * px + x + 1 }
-    func delta(_ o: Offset) -> Int { (o.dz * py + o.dy) * px + o.dx }
-    func unpadded(_ q: Int) -> Int {
+    @inline(__always) package func index(_ x: Int, _ y: Int, _ z: Int) -> Int { ((z + zo) * py + y + 1) * px + x + 1 }
+    package func delta(_ o: Offset) -> Int { (o.dz * py + o.dy) * px + o.dx }
+    package func unpadded(_ q: Int) -> Int {
         let x = q % px - 1, y = (q / px) % py - 1, z = q / (px * py) - zo
         return (z * grid.ny + y) * grid.nx + x
     }
-    func code(at v: Int) -> UInt16 {
+    package func code(at v: Int) -> UInt16 {
         let c = grid.coords(v)
         return codes[index(c[0], c[1], c[2])]
     }

@@ -2,6 +2,7 @@ import Foundation
 import MedprepCore
 import MedprepIO
 import MedprepProcessing
+import MedprepDataset
 
 /// `--thumbnails DIR`: one PNG per flagged case, drawn like `medprep inspect --preview` (the same
 /// window, palette and outlines, `SliceDrawing`): a slice of the first image windowed to its
@@ -11,25 +12,25 @@ import MedprepProcessing
 /// shard's [H, W]), so an LPS case looks like an RAS one; it is the slice with the most
 /// offending voxels (else the most foreground, else the middle), enlarged 2-8x so single voxels
 /// show.
-enum Thumbnails {
-    static let markColour: RGBCanvas.RGB = (255, 0, 255)
+package enum Thumbnails {
+    package static let markColour: RGBCanvas.RGB = (255, 0, 255)
 
-    static func fileName(for id: String) -> String {
+    package static func fileName(for id: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         let s = String(id.map { allowed.contains($0) ? $0 : "_" })
         return (s.isEmpty || s.hasPrefix(".") ? "_" + s : s) + ".png"
     }
 
     /// Storage voxels seen through the canonical grid: what convert's reorientation does to them.
-    struct CanonicalView {
-        let grid: Grid
+    package struct CanonicalView {
+        package let grid: Grid
         /// For each stored axis: the canonical axis it becomes, and whether it is reversed.
-        let outAxis: [Int], flipped: [Bool]
+        package let outAxis: [Int], flipped: [Bool]
         /// Canonical axes: slice, rows, columns.
-        let slice: Int, rows: Int, columns: Int
-        let dims: [Int]
+        package let slice: Int, rows: Int, columns: Int
+        package let dims: [Int]
 
-        init(grid: Grid, affine: Affine4?, geometry: GeometrySpec) {
+        package init(grid: Grid, affine: Affine4?, geometry: GeometrySpec) {
             self.grid = grid
             let t = grid.is2D ? nil : affine.flatMap { try? AxisReorientation.between(affine: $0, target: geometry.orientation) }
             outAxis = t?.outputAxis ?? [0, 1, 2]
@@ -43,11 +44,11 @@ enum Thumbnails {
             dims = d
         }
 
-        var height: Int { dims[rows] }
-        var width: Int { dims[columns] }
-        var depth: Int { dims[slice] }
+        package var height: Int { dims[rows] }
+        package var width: Int { dims[columns] }
+        package var depth: Int { dims[slice] }
 
-        func canonical(_ voxel: Int) -> [Int] {
+        package func canonical(_ voxel: Int) -> [Int] {
             let s = grid.coords(voxel), stored = [grid.nx, grid.ny, grid.nz]
             var c = [0, 0, 0]
             for a in 0..<3 { c[outAxis[a]] = flipped[a] ? stored[a] - 1 - s[a] : s[a] }
@@ -55,7 +56,7 @@ enum Thumbnails {
         }
 
         /// The stored voxel at row `r`, column `q` of canonical slice `k`.
-        func voxel(row r: Int, column q: Int, slice k: Int) -> Int {
+        package func voxel(row r: Int, column q: Int, slice k: Int) -> Int {
             var c = [0, 0, 0]
             c[rows] = r; c[columns] = q; c[slice] = k
             let stored = [grid.nx, grid.ny, grid.nz]
@@ -66,7 +67,7 @@ enum Thumbnails {
     }
 
     /// Renders the thumbnail. `affine`: the stored grid's (nil for 2D); `caption`: the findings.
-    static func render(image: MedicalImage?, codes: [UInt16]?, grid: Grid, marks allMarks: [Int32], affine: Affine4?,
+    package static func render(image: MedicalImage?, codes: [UInt16]?, grid: Grid, marks allMarks: [Int32], affine: Affine4?,
                        geometry: GeometrySpec, caseID: String, caption: String) -> RGBCanvas {
         let view = CanonicalView(grid: grid, affine: affine, geometry: geometry)
         let marks = allMarks.filter { $0 >= 0 && Int($0) < grid.count }
@@ -133,7 +134,7 @@ enum Thumbnails {
     }
 
     /// Renders and writes `DIR/<case>.png`; returns the path.
-    static func write(caseID: String, directory: String, image: MedicalImage?, codes: [UInt16]?, grid: Grid?,
+    package static func write(caseID: String, directory: String, image: MedicalImage?, codes: [UInt16]?, grid: Grid?,
                       marks: [Int32], affine: Affine4?, geometry: GeometrySpec, findings: [Finding]) throws -> String? {
         let g: Grid
         if let grid { g = grid } else if let image { let sd = image.spatialDims; g = Grid(nx: sd[0], ny: sd[1], nz: sd[2]) } else { return nil }

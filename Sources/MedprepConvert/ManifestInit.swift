@@ -1,6 +1,9 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// `medprep manifest init DIR`: a starting manifest inferred from a folder. It recognises an
 /// nnU-Net dataset (dataset.json), otherwise pairs an image folder with a mask folder (a folder
@@ -12,7 +15,7 @@ public enum ManifestInit {
         public var notes: [String]
     }
 
-    static let maskWords = ["mask", "label", "gt", "seg", "annotation", "annot", "truth"]
+    package static let maskWords = ["mask", "label", "gt", "seg", "annotation", "annot", "truth"]
 
     public static func infer(root: String) throws -> Inferred {
         let name = (root as NSString).lastPathComponent
@@ -68,26 +71,26 @@ public enum ManifestInit {
             """, notes: notes).withStoragePlan(root: root)
     }
 
-    static let mapsLine = "maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2], storage: online}"
+    package static let mapsLine = "maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2], storage: online}"
 
-    static func isImageFile(_ f: String) -> Bool {
+    package static func isImageFile(_ f: String) -> Bool {
         let l = f.lowercased()
         return NIfTIReader.handles(l) || l.hasSuffix(".png") || l.hasSuffix(".jpg") || l.hasSuffix(".jpeg")
     }
 
-    static func isMaskName(_ s: String) -> Bool {
+    package static func isMaskName(_ s: String) -> Bool {
         let l = s.lowercased()
         return maskWords.contains { l.contains($0) }
     }
 
-    static func ext(_ f: String) -> String {
+    package static func ext(_ f: String) -> String {
         let l = f.lowercased()
         for e in [".nii.gz", ".hdr.gz", ".nii", ".png", ".jpg", ".jpeg"] where l.hasSuffix(e) { return String(f.suffix(e.count)) }
         return ""
     }
 
     /// Image and mask templates: mask folder beside image folder, or mask suffix beside images.
-    static func templates(_ files: [String], root: String) throws -> (String, String) {
+    package static func templates(_ files: [String], root: String) throws -> (String, String) {
         let byDir = Dictionary(grouping: files) { ($0 as NSString).deletingLastPathComponent }
         let maskDirs = byDir.keys.filter { isMaskName(($0 as NSString).lastPathComponent) }.sorted()
         let imageDirs = byDir.keys.filter { !isMaskName(($0 as NSString).lastPathComponent) }.sorted()
@@ -112,7 +115,7 @@ public enum ManifestInit {
     }
 
     /// One class line per distinct value (or colour) seen in the masks.
-    static func inferClasses(_ masks: [String], notes: inout [String]) throws -> [String] {
+    package static func inferClasses(_ masks: [String], notes: inout [String]) throws -> [String] {
         var values = Set<Int>()
         var colours = Set<[Int]>()
         for p in masks {
@@ -140,7 +143,7 @@ public enum ManifestInit {
     /// median-free defaults for 3D, with nnU-Net's rule for MR normalisation (which needs no
     /// labels): statistics over the non-zero voxels when their bounding box is under 3/4 of the
     /// volume (a skull-stripped or cropped scan), else over all voxels.
-    static func geometryBlock(_ firstImage: String?, notes: inout [String]) throws -> (String, String) {
+    package static func geometryBlock(_ firstImage: String?, notes: inout [String]) throws -> (String, String) {
         guard let p = firstImage else { return ("geometry: {}", "zscore") }
         let img = try ImageReader.read(path: p)
         if img.dims.count == 2 || img.format == .png || img.format == .jpeg {
@@ -164,7 +167,7 @@ public enum ManifestInit {
     }
 
     /// Volume of the bounding box of the first frame's non-zero voxels over the grid's volume.
-    static func nonzeroBoxShare(_ img: MedicalImage) -> Double {
+    package static func nonzeroBoxShare(_ img: MedicalImage) -> Double {
         let d = img.spatialDims
         let values = img.scaledFloats()
         var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
@@ -180,12 +183,12 @@ public enum ManifestInit {
     }
 }
 
-extension ManifestInit.Inferred {
+package extension ManifestInit.Inferred {
     /// Projects the shards of the inferred manifest from the headers (convert's preflight) and
     /// says on the maps line what each storage mode would take. `online` stays the choice: its
     /// shards are the smallest and its maps exact under every augmentation; dense stored maps
     /// grow with 2·K·H·W·4 bytes a slice.
-    func withStoragePlan(root: String) -> ManifestInit.Inferred {
+    package func withStoragePlan(root: String) -> ManifestInit.Inferred {
         guard let m = try? Manifest.parse(yaml, path: root + "/manifest.yaml"),
               let run = try? ConvertRun(options: ConvertOptions(datasetRoot: root, output: root + "/medprep-out"), manifest: m)
         else { return self }

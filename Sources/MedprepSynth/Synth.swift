@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// `medprep synth`: synthetic datasets that exercise every path of convert and validate.
 /// - synth3d: nnU-Net layout, int16 NIfTI volumes with anisotropic spacing (some stored LPS, so
@@ -26,14 +27,14 @@ public enum Synth {
                 try write2D(to: dir + "/synth2d-colour", options: options, colour: true, overwrite: overwrite)]
     }
 
-    static func makeDirectory(_ path: String) throws {
+    package static func makeDirectory(_ path: String) throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw MedprepError(.ioFailure, path: path, "cannot create directory: \(error.localizedDescription)")
         }
     }
 
     /// Label of a point from nested ellipsoids: the number of shells containing it.
-    static func shellLabel(_ p: (Double, Double, Double), centre: (Double, Double, Double), radii: [(Double, Double, Double)]) -> Int {
+    package static func shellLabel(_ p: (Double, Double, Double), centre: (Double, Double, Double), radii: [(Double, Double, Double)]) -> Int {
         var label = 0
         for r in radii {
             let dx = (p.0 - centre.0) / r.0, dy = (p.1 - centre.1) / r.1, dz = (p.2 - centre.2) / r.2
@@ -42,7 +43,7 @@ public enum Synth {
         return label
     }
 
-    static func write3D(to dir: String, options: Options, overwrite: Bool) throws -> String {
+    package static func write3D(to dir: String, options: Options, overwrite: Bool) throws -> String {
         try makeDirectory(dir + "/imagesTr")
         try makeDirectory(dir + "/labelsTr")
         let (nx, ny, nzBase) = (options.size3D[0], options.size3D[1], options.size3D[2])
@@ -96,7 +97,7 @@ public enum Synth {
         return dir
     }
 
-    static let manifest3D = """
+    package static let manifest3D = """
         # medprep manifest for the synthetic 3D dataset (nnU-Net layout, found from dataset.json).
         name: synth3d
         layout: nnunet
@@ -120,7 +121,7 @@ public enum Synth {
 
         """
 
-    static func write2D(to dir: String, options: Options, colour: Bool, overwrite: Bool) throws -> String {
+    package static func write2D(to dir: String, options: Options, colour: Bool, overwrite: Bool) throws -> String {
         try makeDirectory(dir + "/images")
         try makeDirectory(dir + "/masks")
         let (w, h) = (options.size2D[0], options.size2D[1])

@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// `medprep inspect OUT`: what a convert output holds. Counts come from the index; pixel shares
 /// and per-slice class presence from the shards' `label` and `class_presence` tensors (read
@@ -253,14 +254,14 @@ public struct OutputStatistics: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    func mib(_ bytes: Int) -> String {
+    package func mib(_ bytes: Int) -> String {
         let m = Double(bytes) / 1_048_576
         if m >= 100 { return String(Int(m.rounded())) }
         if m >= 1 { return String(Double(Int((m * 10).rounded())) / 10) }
         return String(Double(Int((m * 100).rounded())) / 100)
     }
 
-    func percent(_ x: Double) -> String {
+    package func percent(_ x: Double) -> String {
         let p = x * 100
         if p > 0 && p < 0.01 { return "<0.01%" }
         let r = (p * 100).rounded() / 100
@@ -269,7 +270,7 @@ public struct OutputStatistics: Sendable {
     }
 
     /// Columns padded to their widest cell, two spaces apart, indented two.
-    func table(_ rows: [[String]], right: [Int]) -> [String] {
+    package func table(_ rows: [[String]], right: [Int]) -> [String] {
         guard let cols = rows.map(\.count).max() else { return [] }
         var width = [Int](repeating: 0, count: cols)
         for r in rows { for (i, c) in r.enumerated() { width[i] = max(width[i], c.count) } }

@@ -2,6 +2,9 @@ import Foundation
 import MedprepCore
 import MedprepIO
 import MedprepProcessing
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// What a conversion will write, worked out from the images' headers alone before any byte is
 /// written: every case's slice count and size, the exact shard bytes in each map storage mode
@@ -119,7 +122,7 @@ public struct ConvertPreflight: Sendable {
     }
 
     /// A case's slices from its image headers: reoriented and resampled as `CaseProcessor` does.
-    static func geometry(of c: CaseFiles, manifest m: Manifest) throws -> CaseGeometry {
+    package static func geometry(of c: CaseFiles, manifest m: Manifest) throws -> CaseGeometry {
         let probes = try c.images.map { try ImageProbe.probe(path: $0) }
         let ref = probes[0]
         var dims = ref.dims, spacing = ref.spacing
@@ -145,7 +148,7 @@ public struct ConvertPreflight: Sendable {
     }
 
     /// statvfs's f_bavail × f_frsize of `path`, or of its nearest existing ancestor.
-    static func freeSpace(near path: String) -> Int? {
+    package static func freeSpace(near path: String) -> Int? {
         var p = path.isEmpty ? "." : path
         while !FileManager.default.fileExists(atPath: p) {
             let parent = (p as NSString).deletingLastPathComponent
@@ -191,11 +194,11 @@ public struct ConvertPreflight: Sendable {
 }
 
 /// "812.4", "3.07 GiB": sizes for people (the JSON has the bytes).
-func mibText(_ bytes: Int) -> String {
+package func mibText(_ bytes: Int) -> String {
     bytes < 1 << 30 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576) : String(format: "%.2f GiB", Double(bytes) / 1_073_741_824)
 }
 
-extension ConvertPreflight.CaseGeometry {
-    func heightOut(_ m: Manifest) -> Int { m.geometry.size?[0] ?? sourceHeight }
-    func widthOut(_ m: Manifest) -> Int { m.geometry.size?[1] ?? sourceWidth }
+package extension ConvertPreflight.CaseGeometry {
+    package func heightOut(_ m: Manifest) -> Int { m.geometry.size?[0] ?? sourceHeight }
+    package func widthOut(_ m: Manifest) -> Int { m.geometry.size?[1] ?? sourceWidth }
 }

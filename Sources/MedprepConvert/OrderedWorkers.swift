@@ -1,5 +1,8 @@
 import Foundation
 import MedprepCore
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// Runs `work(i)` for i in 0..<count on `jobs` threads and hands results to `consume` strictly
 /// in index order on the calling thread. Workers never run more than `jobs` items ahead of the
@@ -43,10 +46,10 @@ private final class OrderedState<R>: @unchecked Sendable {
     private var cancelled = false
     private var slots: [Int: R] = [:]
 
-    init(count: Int, window: Int) { self.count = count; self.window = window }
+    package init(count: Int, window: Int) { self.count = count; self.window = window }
 
     /// Next index to work on, waiting while the window is full; nil when done or cancelled.
-    func claim() -> Int? {
+    package func claim() -> Int? {
         cond.lock(); defer { cond.unlock() }
         while !cancelled && next < count && next >= consumed + window { cond.wait() }
         guard !cancelled, next < count else { return nil }
@@ -54,11 +57,11 @@ private final class OrderedState<R>: @unchecked Sendable {
         return next - 1
     }
 
-    func deliver(_ i: Int, _ r: R) {
+    package func deliver(_ i: Int, _ r: R) {
         cond.lock(); slots[i] = r; cond.broadcast(); cond.unlock()
     }
 
-    func take(_ i: Int) -> R {
+    package func take(_ i: Int) -> R {
         cond.lock(); defer { cond.unlock() }
         while slots[i] == nil { cond.wait() }
         let r = slots.removeValue(forKey: i)!
@@ -67,5 +70,5 @@ private final class OrderedState<R>: @unchecked Sendable {
         return r
     }
 
-    func cancel() { cond.lock(); cancelled = true; cond.broadcast(); cond.unlock() }
+    package func cancel() { cond.lock(); cancelled = true; cond.broadcast(); cond.unlock() }
 }

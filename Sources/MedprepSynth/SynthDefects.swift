@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// `medprep synth --defects`: small datasets with one defective case per validation check, so
 /// `medprep validate` can be tested end to end. Each case is named after the code it must
@@ -64,11 +65,11 @@ public enum SynthDefects {
 
     // MARK: - 3D
 
-    static let size3D = (40, 40, 12)
-    static let spacing3D = (1.0, 1.0, 2.5)
+    package static let size3D = (40, 40, 12)
+    package static let spacing3D = (1.0, 1.0, 2.5)
 
     /// Nested ellipsoids in voxel units around a centre: outer, middle, core.
-    static func shells3D(centre c: (Double, Double, Double)) -> [UInt8] {
+    package static func shells3D(centre c: (Double, Double, Double)) -> [UInt8] {
         let (nx, ny, nz) = size3D
         let radii: [(Double, Double, Double)] = [(14, 12, 4.5), (9, 8, 3), (4.5, 4, 1.8)]
         var out = [UInt8](repeating: 0, count: nx * ny * nz)
@@ -82,20 +83,20 @@ public enum SynthDefects {
         return out
     }
 
-    static func image3D(labels: [UInt8], seed: UInt64, gain: Double = 1) -> [Int16] {
+    package static func image3D(labels: [UInt8], seed: UInt64, gain: Double = 1) -> [Int16] {
         var rng = SplitMix64(seed: seed)
         let means: [Double] = [100, 400, 700, 1000, 1200]
         return labels.map { l in Int16(max(-1000, min(30000, (means[min(Int(l), 4)] + 30 * rng.gaussian()) * gain).rounded())) }
     }
 
-    static func baseAffine3D() -> Affine4 {
+    package static func baseAffine3D() -> Affine4 {
         var a = Affine4.identity
         a[0, 0] = spacing3D.0; a[1, 1] = spacing3D.1; a[2, 2] = spacing3D.2
         a[0, 3] = -20; a[1, 3] = -20; a[2, 3] = -15
         return a
     }
 
-    static func volume(_ voxels: VoxelBuffer, dims: [Int] = [size3D.0, size3D.1, size3D.2], affine: Affine4,
+    package static func volume(_ voxels: VoxelBuffer, dims: [Int] = [size3D.0, size3D.1, size3D.2], affine: Affine4,
                        scaling: IntensityScaling? = nil) -> MedicalImage {
         let zooms = affine.columnNorms.map { $0 == 0 ? 1 : $0 }
         return MedicalImage(format: .nifti1, dims: dims, spacing: zooms, affine: affine, affineSource: .sform,
@@ -103,26 +104,26 @@ public enum SynthDefects {
     }
 
     /// NIfTI-1 header edits (little-endian, offsets from the NIfTI-1 standard).
-    struct HeaderPatch {
-        var bytes: [UInt8]
-        mutating func f32(_ offset: Int, _ v: Double) {
+    package struct HeaderPatch {
+        package var bytes: [UInt8]
+        package mutating func f32(_ offset: Int, _ v: Double) {
             let b = Float(v).bitPattern
             for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt32(i))) }
         }
-        mutating func i16(_ offset: Int, _ v: Int) {
+        package mutating func i16(_ offset: Int, _ v: Int) {
             let u = UInt16(bitPattern: Int16(v))
             bytes[offset] = UInt8(u & 0xff); bytes[offset + 1] = UInt8(u >> 8)
         }
-        func readF32(_ offset: Int) -> Double {
+        package func readF32(_ offset: Int) -> Double {
             var b: UInt32 = 0
             for i in 0..<4 { b |= UInt32(bytes[offset + i]) << (8 * UInt32(i)) }
             return Double(Float(bitPattern: b))
         }
-        static let pixdim3 = 88, qformCode = 252, qoffsetX = 268
+        package static let pixdim3 = 88, qformCode = 252, qoffsetX = 268
     }
 
     /// Writes `stem.nii.gz`, or `stem.nii` when the header is patched or the file truncated.
-    static func writeNIfTI(_ image: MedicalImage, stem: String, overwrite: Bool,
+    package static func writeNIfTI(_ image: MedicalImage, stem: String, overwrite: Bool,
                            patch: ((inout HeaderPatch) -> Void)? = nil, truncateTo: Int? = nil) throws {
         if patch == nil && truncateTo == nil {
             try NIfTIWriter.write(image, to: stem + ".nii.gz", overwrite: overwrite)
@@ -134,7 +135,7 @@ public enum SynthDefects {
         try FileIO.writeAtomically(bytes, to: stem + ".nii", overwrite: overwrite)
     }
 
-    static func write3D(to dir: String, overwrite: Bool) throws -> String {
+    package static func write3D(to dir: String, overwrite: Bool) throws -> String {
         try Synth.makeDirectory(dir + "/imagesTr")
         try Synth.makeDirectory(dir + "/labelsTr")
         let (nx, ny, nz) = size3D
@@ -264,7 +265,7 @@ public enum SynthDefects {
         return dir
     }
 
-    static func writeExpected(_ dir: String, cases: [(String, [String])], dataset: [String], overwrite: Bool) throws {
+    package static func writeExpected(_ dir: String, cases: [(String, [String])], dataset: [String], overwrite: Bool) throws {
         let json = JSON.object([
             ("cases", .object(cases.map { ($0.0, .array($0.1.map { .string($0) })) })),
             ("dataset", .array(dataset.map { .string($0) })),
@@ -274,10 +275,10 @@ public enum SynthDefects {
 
     // MARK: - 2D
 
-    static let size2D = (48, 48)
-    static let greys: [UInt8] = [0, 85, 170, 255]
+    package static let size2D = (48, 48)
+    package static let greys: [UInt8] = [0, 85, 170, 255]
 
-    static func shells2D(centre c: (Double, Double)) -> [UInt8] {
+    package static func shells2D(centre c: (Double, Double)) -> [UInt8] {
         let (w, h) = size2D
         let radii: [(Double, Double, Double)] = [(16, 14, 1), (10, 9, 1), (5, 4.5, 1)]
         var out = [UInt8](repeating: 0, count: w * h)
@@ -285,7 +286,7 @@ public enum SynthDefects {
         return out
     }
 
-    static func write2D(to dir: String, overwrite: Bool) throws -> String {
+    package static func write2D(to dir: String, overwrite: Bool) throws -> String {
         try Synth.makeDirectory(dir + "/images")
         try Synth.makeDirectory(dir + "/masks")
         let (w, h) = size2D
@@ -359,7 +360,7 @@ public enum SynthDefects {
 
     // MARK: - no manifest
 
-    static func writeInferred(to dir: String, overwrite: Bool) throws -> String {
+    package static func writeInferred(to dir: String, overwrite: Bool) throws -> String {
         try Synth.makeDirectory(dir + "/imagesTr")
         try Synth.makeDirectory(dir + "/labelsTr")
         for i in 0..<3 {

@@ -1,4 +1,5 @@
 import MedprepCore
+import MedprepDataset
 
 /// One case in the report.
 public struct CaseSummary: Sendable {
@@ -31,7 +32,7 @@ public struct ValidationReport: Sendable {
     public var findings: [Finding]
     public var cases: [CaseSummary]
 
-    init(dataset: ResolvedDataset, options: ValidationOptions, results: [CaseResult], datasetFindings: [Finding]) {
+    package init(dataset: ResolvedDataset, options: ValidationOptions, results: [CaseResult], datasetFindings: [Finding]) {
         root = dataset.root
         manifestPath = dataset.manifestPath
         labelSource = dataset.labelSource

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// `medprep validate` as a library: every check over every case, in parallel, one read of each
 /// file, memory bounded by one case per thread.
@@ -85,7 +86,7 @@ public final class Validator: Sendable {
 
     /// Workers pull the next case index (cases differ in size, so no fixed blocks); results are
     /// stored by index, so nothing depends on scheduling.
-    static func dynamicParallel(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    package static func dynamicParallel(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
         let t = max(1, min(threads, n))
         if t == 1 {
             for i in 0..<n { body(i) }
@@ -102,9 +103,9 @@ public final class Validator: Sendable {
     }
 
     /// Findings that earn a case a thumbnail: errors, and warnings unless only errors are checked.
-    func flags(_ f: Finding) -> Bool { f.severity == .error || (f.severity == .warning && options.scope == .all) }
+    package func flags(_ f: Finding) -> Bool { f.severity == .error || (f.severity == .warning && options.scope == .all) }
 
-    func discoveryFindings() -> [Finding] {
+    package func discoveryFindings() -> [Finding] {
         dataset.problems.map { p in
             let m = p.message.lowercased()
             let code: CheckCode
@@ -125,7 +126,7 @@ public final class Validator: Sendable {
 
     // MARK: - dataset-wide checks
 
-    func datasetChecks(_ results: inout [CaseResult]) -> [Finding] {
+    package func datasetChecks(_ results: inout [CaseResult]) -> [Finding] {
         var out: [Finding] = []
         if dataset.cases.isEmpty {
             out.append(Finding(.noCases, case: nil, file: dataset.root,
@@ -239,11 +240,11 @@ public final class Validator: Sendable {
         return out
     }
 
-    func classKey(_ k: Int, _ r: CaseResult) -> String {
+    package func classKey(_ k: Int, _ r: CaseResult) -> String {
         dataset.labels != nil ? String(k) : (r.classValues.map { k < $0.count ? $0[k].text : String(k) } ?? String(k))
     }
 
-    func median(_ a: [Double]) -> Double {
+    package func median(_ a: [Double]) -> Double {
         let s = a.sorted()
         guard !s.isEmpty else { return .nan }
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -251,16 +252,16 @@ public final class Validator: Sendable {
 }
 
 /// Per-index result slots filled by worker threads.
-final class ResultStore: @unchecked Sendable {
+package final class ResultStore: @unchecked Sendable {
     private let lock = NSLockLite()
     private var slots: [CaseResult?]
-    init(count: Int) { slots = [CaseResult?](repeating: nil, count: count) }
-    func set(_ i: Int, _ r: CaseResult) { lock.locked { slots[i] = r } }
-    var results: [CaseResult?] { lock.locked { slots } }
+    package init(count: Int) { slots = [CaseResult?](repeating: nil, count: count) }
+    package func set(_ i: Int, _ r: CaseResult) { lock.locked { slots[i] = r } }
+    package var results: [CaseResult?] { lock.locked { slots } }
 
-    final class Counter: @unchecked Sendable {
+    package final class Counter: @unchecked Sendable {
         private let lock = NSLockLite()
         private var value = 0
-        func increment() -> Int { lock.locked { value += 1; return value } }
+        package func increment() -> Int { lock.locked { value += 1; return value } }
     }
 }

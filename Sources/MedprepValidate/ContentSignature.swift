@@ -1,5 +1,6 @@
 import MedprepCore
 import MedprepProcessing
+import MedprepDataset
 
 /// What an image looks like once convert has made it canonical: its grid in the manifest's
 /// orientation and the means of 16 x 16 x 8 blocks of that grid, per channel. Two cases whose
@@ -8,20 +9,20 @@ import MedprepProcessing
 /// other intensity units: copies that convert turns into the same shards, and that leak between
 /// folds. (Pearson correlation ignores any positive scale and offset of the intensities, so the
 /// stored values serve as well as the scaled ones.)
-struct ContentSignature: Sendable, Equatable {
+package struct ContentSignature: Sendable, Equatable {
     /// Canonical dims and spacing (x, y, z of the reoriented grid), channels.
-    var dims: [Int]
-    var spacing: [Double]
-    var channels: Int
+    package var dims: [Int]
+    package var spacing: [Double]
+    package var channels: Int
     /// Per channel, the block means in block order.
-    var blocks: [[Double]]
+    package var blocks: [[Double]]
 
-    static let blockCounts = [16, 16, 8]
+    package static let blockCounts = [16, 16, 8]
     /// Correlation above 1 - this is the same image.
-    static let tolerance = 1e-6
+    package static let tolerance = 1e-6
 
     /// nil when the image has no usable grid (frames, or an affine that cannot be reoriented).
-    static func of(_ image: MedicalImage, orientation: String) -> ContentSignature? {
+    package static func of(_ image: MedicalImage, orientation: String) -> ContentSignature? {
         guard image.frameCount == 1 else { return nil }
         let sd = image.spatialDims
         // Where each stored axis goes in the canonical grid (identity for 2D images).
@@ -70,7 +71,7 @@ struct ContentSignature: Sendable, Equatable {
 
     /// The same image: same canonical grid (spacing to 1e-3 relative) and every channel's block
     /// means correlated to within `tolerance` (or both constant and equal).
-    func matches(_ o: ContentSignature) -> Bool {
+    package func matches(_ o: ContentSignature) -> Bool {
         guard dims == o.dims, channels == o.channels,
               zip(spacing, o.spacing).allSatisfy({ abs($0 - $1) <= 1e-3 * max($0, $1) }) else { return false }
         return zip(blocks, o.blocks).allSatisfy { a, b in
@@ -80,7 +81,7 @@ struct ContentSignature: Sendable, Equatable {
     }
 
     /// Pearson correlation; nil when either side is constant.
-    static func correlation(_ a: [Double], _ b: [Double]) -> Double? {
+    package static func correlation(_ a: [Double], _ b: [Double]) -> Double? {
         let n = Double(a.count)
         let ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
         var sab = 0.0, saa = 0.0, sbb = 0.0

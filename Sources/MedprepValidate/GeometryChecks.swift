@@ -3,38 +3,39 @@ import MedprepIO
 
 #if canImport(Glibc)
 import Glibc
+import MedprepDataset
 #endif
 
 /// The geometry of one file as validation needs it: read from the NIfTI header alone (no voxel
 /// data), or from a decoded 2D image.
-struct FileGeometry: Sendable {
-    var path: String
+package struct FileGeometry: Sendable {
+    package var path: String
     /// First three grid sizes, padded with 1.
-    var dims: [Int]
+    package var dims: [Int]
     /// Product of dims 4...7.
-    var frames: Int
-    var channels: Int
+    package var frames: Int
+    package var channels: Int
     /// pixdim of the first three axes (after nibabel's repairs); [1, 1, 1] for 2D images.
-    var spacing: [Double]
-    var affine: Affine4
-    var affineSource: AffineSource
-    var voxelType: VoxelType
-    var datatype: String
-    var scaling: IntensityScaling?
-    var format: ImageFormat?
-    var header: NIfTIHeader?
+    package var spacing: [Double]
+    package var affine: Affine4
+    package var affineSource: AffineSource
+    package var voxelType: VoxelType
+    package var datatype: String
+    package var scaling: IntensityScaling?
+    package var format: ImageFormat?
+    package var header: NIfTIHeader?
 
     /// A 2D image (PNG/JPEG), or a NIfTI whose third axis has one voxel.
-    var is2D: Bool { dims[2] == 1 }
+    package var is2D: Bool { dims[2] == 1 }
 
-    var dimsText: String { (is2D ? Array(dims.prefix(2)) : dims).map(String.init).joined(separator: "x") + (frames > 1 ? "x\(frames)" : "") }
+    package var dimsText: String { (is2D ? Array(dims.prefix(2)) : dims).map(String.init).joined(separator: "x") + (frames > 1 ? "x\(frames)" : "") }
 
     /// Header-only geometry of a NIfTI file. Uncompressed `.nii` files are not read past the
     /// header; gzipped ones are inflated only as far as the header.
     /// With `checkSize`, also refuses files too short for the voxel data the header announces
     /// (uncompressed: the file size; gzip: the trailer's uncompressed size), so a truncated
     /// file is caught without reading its voxels.
-    static func nifti(path: String, checkSize: Bool = false) throws -> FileGeometry {
+    package static func nifti(path: String, checkSize: Bool = false) throws -> FileGeometry {
         let header: NIfTIHeader, layout: NIfTILayout
         if path.lowercased().hasSuffix(".nii") {
             let handle = try FileIO.ReadHandle(path)
@@ -69,7 +70,7 @@ struct FileGeometry: Sendable {
             datatype: layout.datatype.name, scaling: layout.scaling, format: nil, header: header)
     }
 
-    static func of(image: MedicalImage, path: String) -> FileGeometry {
+    package static func of(image: MedicalImage, path: String) -> FileGeometry {
         let sd = image.spatialDims
         return FileGeometry(
             path: path, dims: sd, frames: image.frameCount, channels: image.channels,
@@ -81,35 +82,35 @@ struct FileGeometry: Sendable {
 
 /// Geometry checks: within one file (qform vs sform, shear, degenerate or inconsistent slice
 /// grid) and between an image and its mask (shape, spacing, origin, direction).
-enum GeometryChecks {
+package enum GeometryChecks {
     /// A file's name without its folders, for messages (the finding's `file` keeps the path).
-    static func base(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+    package static func base(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
 
-    static func column(_ a: Affine4, _ c: Int) -> [Double] { (0..<3).map { a[$0, c] } }
-    static func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-    static func origin(_ a: Affine4) -> [Double] { (0..<3).map { a[$0, 3] } }
+    package static func column(_ a: Affine4, _ c: Int) -> [Double] { (0..<3).map { a[$0, c] } }
+    package static func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+    package static func origin(_ a: Affine4) -> [Double] { (0..<3).map { a[$0, 3] } }
 
     /// Angle in degrees between two vectors (0 when either is zero).
-    static func angle(_ a: [Double], _ b: [Double]) -> Double {
+    package static func angle(_ a: [Double], _ b: [Double]) -> Double {
         let na = norm(a), nb = norm(b)
         guard na > 0, nb > 0 else { return 0 }
         let c = max(-1, min(1, zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } / (na * nb)))
         return acos(c) * 180 / Double.pi
     }
 
-    static func distance(_ a: [Double], _ b: [Double]) -> Double { norm(zip(a, b).map { $0 - $1 }) }
+    package static func distance(_ a: [Double], _ b: [Double]) -> Double { norm(zip(a, b).map { $0 - $1 }) }
 
-    static func fmt(_ v: Double, _ digits: Int = 3) -> String {
+    package static func fmt(_ v: Double, _ digits: Int = 3) -> String {
         guard v.isFinite else { return "\(v)" }
         var p = 1.0
         for _ in 0..<digits { p *= 10 }
         return formatShort((v * p).rounded() / p)
     }
 
-    static func vec(_ v: [Double]) -> String { "(" + v.map { fmt($0) }.joined(separator: ", ") + ")" }
+    package static func vec(_ v: [Double]) -> String { "(" + v.map { fmt($0) }.joined(separator: ", ") + ")" }
 
     /// The qform affine of a header as nibabel builds it (quaternion, pixdim, qfac, qoffset).
-    static func qformAffine(_ h: NIfTIHeader) -> Affine4 {
+    package static func qformAffine(_ h: NIfTIHeader) -> Affine4 {
         var pix = Array(h.pixdim[1...3])
         for i in 0..<3 where pix[i] == 0 || !pix[i].isFinite { pix[i] = 1 }
         for i in 0..<3 where pix[i] < 0 { pix[i] = -pix[i] }
@@ -135,12 +136,12 @@ enum GeometryChecks {
         return m
     }
 
-    static func sformAffine(_ h: NIfTIHeader) -> Affine4 {
+    package static func sformAffine(_ h: NIfTIHeader) -> Affine4 {
         Affine4(rowMajor: h.srow[0] + h.srow[1] + h.srow[2] + [0, 0, 0, 1])
     }
 
     /// Checks of one file on its own.
-    static func fileChecks(_ g: FileGeometry, caseID: String, options: ValidationOptions) -> [Finding] {
+    package static func fileChecks(_ g: FileGeometry, caseID: String, options: ValidationOptions) -> [Finding] {
         var out: [Finding] = []
         let axes = g.is2D ? 2 : 3
         let names = ["x", "y", "z"]
@@ -213,7 +214,7 @@ enum GeometryChecks {
 
     /// Checks between a reference file (the first image) and another file of the same case.
     /// Convert refuses a case on the first error these return (`CaseProcessor.checkGrid`).
-    static func pairChecks(reference r: FileGeometry, other o: FileGeometry, otherIsMask: Bool, caseID: String,
+    package static func pairChecks(reference r: FileGeometry, other o: FileGeometry, otherIsMask: Bool, caseID: String,
                            tolerances: GeometryTolerances) -> [Finding] {
         var out: [Finding] = []
         let what = otherIsMask ? "mask" : "image channel"

@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// Where a `medprep convert` output lives: OUT may be the folder or its index.json.
 public struct OutputLocation: Sendable, Equatable {
@@ -161,7 +162,7 @@ public struct OutputIndex: Sendable {
     }
 }
 
-extension JSON {
+package extension JSON {
     /// An integer value (1.0 counts) that fits in Int; nil otherwise. Unlike `intValue` this
     /// never traps on huge numbers from an edited file.
     public var safeInt: Int? { IndexSchema.integer(self) }

@@ -1,5 +1,6 @@
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// Reads parts of a shard's tensors (whole tensors or single samples along the first axis)
 /// with positioned reads, after validating the header against the file size. Used by

@@ -1,4 +1,5 @@
 import MedprepCore
+import MedprepDataset
 
 /// The structure Schemas/shard-index.schema.json gives index.json, checked in Swift (no
 /// Python, no schema library): required keys, closed objects, types, enums, patterns and
@@ -14,7 +15,7 @@ public enum IndexSchema {
     public enum Pattern: Sendable {
         case sha256, shardFile, orientation
 
-        func matches(_ s: String) -> Bool {
+        package func matches(_ s: String) -> Bool {
             let u = Array(s.utf8)
             switch self {
             case .sha256:
@@ -34,7 +35,7 @@ public enum IndexSchema {
             }
         }
 
-        var text: String {
+        package var text: String {
             switch self {
             case .sha256: "64 lower-case hex digits"
             case .shardFile: "a name like 'shard-00000.safetensors' (or 'parts/0-of-2/shard-00000.safetensors' after a merge)"
@@ -61,10 +62,10 @@ public enum IndexSchema {
 
     // MARK: - The schema
 
-    static let sha256 = Rule.string(min: 0, pattern: .sha256)
-    static let count = Rule.integer(min: 0, max: nil)
+    package static let sha256 = Rule.string(min: 0, pattern: .sha256)
+    package static let count = Rule.integer(min: 0, max: nil)
 
-    static let classRule = Rule.object(
+    package static let classRule = Rule.object(
         required: ["index", "name"],
         properties: [
             ("index", count), ("name", .string(min: 1, pattern: nil)),
@@ -79,7 +80,7 @@ public enum IndexSchema {
             if has == [true, true] { out.append("\(path) has both 'source_values' and 'colours', expected exactly one of them.") }
         })
 
-    static let shardRule = Rule.object(
+    package static let shardRule = Rule.object(
         required: ["file", "sha256", "bytes", "sample_count", "first_sample"],
         properties: [
             ("file", .string(min: 0, pattern: .shardFile)), ("sha256", sha256), ("bytes", .integer(min: 16, max: nil)),
@@ -87,12 +88,12 @@ public enum IndexSchema {
         ],
         closed: true, extra: nil)
 
-    static let sourceRule = Rule.object(
+    package static let sourceRule = Rule.object(
         required: ["role", "path", "sha256"],
         properties: [("role", .oneOf(["image", "mask"])), ("channel", count), ("path", .string(min: 1, pattern: nil)), ("sha256", sha256)],
         closed: true, extra: nil)
 
-    static let caseRule = Rule.object(
+    package static let caseRule = Rule.object(
         required: ["case_index", "id", "sources", "original_geometry", "slice_axis", "slice_range", "fold"],
         properties: [
             ("case_index", count), ("id", .string(min: 1, pattern: nil)),
@@ -238,7 +239,7 @@ public enum IndexSchema {
     }
 
     /// JSON Schema's integer: any number with no fraction (1.0 counts).
-    static func integer(_ v: JSON) -> Int? {
+    package static func integer(_ v: JSON) -> Int? {
         switch v {
         case .int(let i): return i
         case .number(let d) where d == d.rounded() && abs(d) < 9.2e18: return Int(d)
@@ -247,7 +248,7 @@ public enum IndexSchema {
     }
 
     /// `'value'` for scalars, the kind for containers.
-    static func show(_ v: JSON) -> String {
+    package static func show(_ v: JSON) -> String {
         switch v {
         case .object, .array: return kind(v)
         case .null: return "null"
@@ -258,7 +259,7 @@ public enum IndexSchema {
         }
     }
 
-    static func kind(_ v: JSON) -> String {
+    package static func kind(_ v: JSON) -> String {
         switch v {
         case .null: "null"
         case .bool: "a boolean"

@@ -1,4 +1,5 @@
 import MedprepCore
+import MedprepDataset
 
 /// How bad a finding is. `error` stops `medprep convert` (unless overridden) and makes
 /// `medprep validate` exit 1; `warning` does so only with `--strict`; `info` never does.
@@ -7,7 +8,7 @@ public enum Severity: String, Sendable, Codable, CaseIterable, Comparable {
 
     /// error < warning < info, so sorting puts the worst first.
     public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
-    var rank: Int { switch self { case .error: 0; case .warning: 1; case .info: 2 } }
+    package var rank: Int { switch self { case .error: 0; case .warning: 1; case .info: 2 } }
 }
 
 /// Every check medprep validate runs, by its stable code. The raw value is the code written in

@@ -1,12 +1,13 @@
 import MedprepCore
+import MedprepDataset
 
 /// Per-image measurements taken while the voxels are in memory: non-finite values, intensity
 /// statistics (`Moments`, as info and convert) and a content hash.
-enum ImageChecks {
-    struct NonFinite { var nan = 0, posInf = 0, negInf = 0, first = -1, marks: [Int32] = [] }
+package enum ImageChecks {
+    package struct NonFinite { var nan = 0, posInf = 0, negInf = 0, first = -1, marks: [Int32] = [] }
 
     /// NaN and ±Inf among the stored values (only floating-point types can hold them).
-    static func nonFinite(_ image: MedicalImage, markCap: Int = 1 << 16) -> NonFinite {
+    package static func nonFinite(_ image: MedicalImage, markCap: Int = 1 << 16) -> NonFinite {
         var r = NonFinite()
         let ch = max(1, image.channels)
         func scan<T: BinaryFloatingPoint>(_ a: [T]) {
@@ -30,7 +31,7 @@ enum ImageChecks {
     /// 128-bit content hash of the stored voxels, their type and grid (two multiply-rotate lanes
     /// over 64-bit words, then a SplitMix finaliser). Equal hashes mean identical content for
     /// any practical purpose; it is not a cryptographic hash.
-    static func contentHash(_ image: MedicalImage) -> String {
+    package static func contentHash(_ image: MedicalImage) -> String {
         var h1: UInt64 = 0x243F_6A88_85A3_08D3, h2: UInt64 = 0x1319_8A2E_0370_7344
         func mix(_ w: UInt64) {
             h1 = (h1 ^ w) &* 0x9E37_79B9_7F4A_7C15

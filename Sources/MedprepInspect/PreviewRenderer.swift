@@ -2,6 +2,7 @@ import Foundation
 import MedprepCore
 import MedprepIO
 import MedprepProcessing
+import MedprepDataset
 
 /// `medprep inspect --preview DIR`: PNG contact sheets of a convert output, read back from the
 /// shards (so they show exactly what training will see).
@@ -77,12 +78,12 @@ public enum PreviewRenderer {
     }
 
     /// One slice read back from the shards.
-    struct SliceData {
-        var index: Int
-        var image: [Float]   // C·H·W
-        var label: [Int]     // H·W
-        var sdf: [Float]?    // mh·mw, the map class
-        var rrw: [Float]?
+    package struct SliceData {
+        package var index: Int
+        package var image: [Float]   // C·H·W
+        package var label: [Int]     // H·W
+        package var sdf: [Float]?    // mh·mw, the map class
+        package var rrw: [Float]?
     }
 
     public static func render(output: String, to dir: String, options: Options = .init()) throws -> Result {
@@ -180,7 +181,7 @@ public enum PreviewRenderer {
         return Result(directory: dir, sheets: sheets, indexFile: dir + "/index.html", mapClass: mapClass)
     }
 
-    static func safeName(_ s: String) -> String {
+    package static func safeName(_ s: String) -> String {
         String(s.unicodeScalars.map { u -> Character in
             (("0"..."9").contains(u) || ("a"..."z").contains(u) || ("A"..."Z").contains(u) || u == "-" || u == "_" || u == ".") ? Character(u) : "_"
         })
@@ -188,11 +189,11 @@ public enum PreviewRenderer {
 
     // MARK: - Sheets
 
-    static let margin = SliceDrawing.margin, gap = 16, panelGap = 6, lineHeight = SliceDrawing.lineHeight
+    package static let margin = SliceDrawing.margin, gap = 16, panelGap = 6, lineHeight = SliceDrawing.lineHeight
 
     /// Draws a grid of cells (one per slice, `panels` panels each) under `header` lines;
     /// `drawHeader` draws them, `drawPanel` fills panel p of slice i at (x, y).
-    static func sheet(count: Int, panels: Int, g: SliceDrawing.Geometry, headerHeight: Int, headerWidth: Int,
+    package static func sheet(count: Int, panels: Int, g: SliceDrawing.Geometry, headerHeight: Int, headerWidth: Int,
                       captions: [String], draw: (inout RGBCanvas, _ slice: Int, _ panel: Int, _ x: Int, _ y: Int) -> Void,
                       header: (inout RGBCanvas) -> Void) -> RGBCanvas {
         let cols = max(1, min(g.columns, count))
@@ -222,13 +223,13 @@ public enum PreviewRenderer {
         return canvas
     }
 
-    static func caption(_ s: Int, of n: Int, axis: String?) -> String {
+    package static func caption(_ s: Int, of n: Int, axis: String?) -> String {
         if n == 1 { return "single slice, p=1" }
         let p = Double(s + 1) / Double(n)
         return "\(axis ?? "slice") \(s)/\(n)  p=\(fixed(p, 3))"
     }
 
-    static func labelSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, classes: [String], g: SliceDrawing.Geometry) -> RGBCanvas {
+    package static func labelSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, classes: [String], g: SliceDrawing.Geometry) -> RGBCanvas {
         // Window: 1st-99th percentile of the shown slices (all channels when shown as RGB).
         let rgb = g.c == 3
         let plane = g.h * g.w
@@ -273,7 +274,7 @@ public enum PreviewRenderer {
         })
     }
 
-    static func mapSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, mapClass: Int, className: String,
+    package static func mapSheet(_ data: [SliceData], title: String, sliceCount: Int, axis: String?, mapClass: Int, className: String,
                          units: String, scale: Int, g: SliceDrawing.Geometry) -> RGBCanvas {
         let hasSDF = data.first?.sdf != nil, hasRRW = data.first?.rrw != nil
         var sdfMin: Float = 0, sdfMax: Float = 0
@@ -334,7 +335,7 @@ public enum PreviewRenderer {
     // MARK: - Text
 
     /// Three significant digits, no exponent for ordinary magnitudes.
-    static func short(_ v: Double) -> String {
+    package static func short(_ v: Double) -> String {
         guard v.isFinite else { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
         let a = abs(v)
         if a == 0 { return "0" }
@@ -343,16 +344,16 @@ public enum PreviewRenderer {
         return fixed(v, decimals)
     }
 
-    static func fixed(_ v: Double, _ decimals: Int) -> String {
+    package static func fixed(_ v: Double, _ decimals: Int) -> String {
         String(format: "%.\(decimals)f", v)
     }
 
-    static func html(_ s: String) -> String {
+    package static func html(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    static func indexHTML(dataset: String, output: String, sheets: [Sheet], cases: Int, mapClass: (Int, String)?, units: String, scale: Int) -> String {
+    package static func indexHTML(dataset: String, output: String, sheets: [Sheet], cases: Int, mapClass: (Int, String)?, units: String, scale: Int) -> String {
         var s = """
             <!doctype html>
             <html><head><meta charset="utf-8"><title>medprep preview: \(html(dataset))</title>

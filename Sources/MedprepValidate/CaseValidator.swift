@@ -1,49 +1,50 @@
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// What one case contributed: its findings, plus what the dataset-wide checks need
 /// (class counts, intensity statistics, a content hash). Nothing voxel-sized is kept.
-struct CaseResult: Sendable {
-    var id: String
-    var images: [String]
-    var mask: String?
-    var nestedMasks: [String]
-    var findings: [Finding] = []
-    var dims: [Int]? = nil
-    var spacing: [Double]? = nil
-    var is2D: Bool? = nil
+package struct CaseResult: Sendable {
+    package var id: String
+    package var images: [String]
+    package var mask: String?
+    package var nestedMasks: [String]
+    package var findings: [Finding] = []
+    package var dims: [Int]? = nil
+    package var spacing: [Double]? = nil
+    package var is2D: Bool? = nil
     /// Voxels per class code (declared order, or inferred values in order of appearance).
-    var classCounts: [Int]? = nil
-    var classValues: [MaskCodes.Raw]? = nil
-    var structureChecked = false
+    package var classCounts: [Int]? = nil
+    package var classValues: [MaskCodes.Raw]? = nil
+    package var structureChecked = false
     /// Statistics of each image channel file (nil when it was not read).
-    var imageStats: [Moments?] = []
-    var contentHash: String? = nil
+    package var imageStats: [Moments?] = []
+    package var contentHash: String? = nil
     /// Canonical block signature of each image channel file (all of them, or none).
-    var signatures: [ContentSignature]? = nil
-    var thumbnail: String? = nil
+    package var signatures: [ContentSignature]? = nil
+    package var thumbnail: String? = nil
 }
 
 /// Runs every per-case check on one case: one read of each file, everything computed while
 /// the voxels are in memory, then the voxels are dropped.
-struct CaseValidator: Sendable {
-    let labels: LabelSpec?
-    let options: ValidationOptions
-    let geometry: GeometrySpec
+package struct CaseValidator: Sendable {
+    package let labels: LabelSpec?
+    package let options: ValidationOptions
+    package let geometry: GeometrySpec
 
-    var classNames: [String]? { labels?.classes.map(\.name) }
+    package var classNames: [String]? { labels?.classes.map(\.name) }
 
-    func className(_ code: Int, values: [MaskCodes.Raw]) -> String {
+    package func className(_ code: Int, values: [MaskCodes.Raw]) -> String {
         if let names = classNames, code < names.count { return "'\(names[code])'" }
         return code < values.count ? "value \(values[code].text)" : "class \(code)"
     }
 
-    static func isNIfTI(_ p: String) -> Bool { NIfTIReader.handles(p) }
+    package static func isNIfTI(_ p: String) -> Bool { NIfTIReader.handles(p) }
 
     /// The fix for an ordinal hole depends on what fills it. Background enclosed by a layer is
     /// often real anatomy (a ventricle, a lumen): filling it would be wrong. A lower layer
     /// inside a higher one means the layers are out of order there.
-    static func holeFix(_ h: MaskStructure.Hole, names: (Int) -> String) -> String {
+    package static func holeFix(_ h: MaskStructure.Hole, names: (Int) -> String) -> String {
         if h.fill == [0] {
             return "if the anatomy has a cavity here (a ventricle, a lumen, a vessel), the mask is right and this can be ignored; if it is an annotation gap, fill it with \(names(h.level))"
         }
@@ -52,17 +53,17 @@ struct CaseValidator: Sendable {
     }
 
     /// The case result plus what a thumbnail needs (released by the caller right after).
-    struct CaseOutput {
-        var result: CaseResult
-        var image: MedicalImage?
-        var codes: MaskCodes?
-        var grid: Grid?
+    package struct CaseOutput {
+        package var result: CaseResult
+        package var image: MedicalImage?
+        package var codes: MaskCodes?
+        package var grid: Grid?
         /// The stored grid's affine (the mask's, else the first image's).
-        var affine: Affine4?
-        var marks: [Int32]
+        package var affine: Affine4?
+        package var marks: [Int32]
     }
 
-    func run(_ files: CaseFiles, needsImageData: Bool) -> CaseOutput {
+    package func run(_ files: CaseFiles, needsImageData: Bool) -> CaseOutput {
         var r = CaseResult(id: files.id, images: files.images, mask: files.mask, nestedMasks: files.nestedMasks)
         r.imageStats = [Moments?](repeating: nil, count: files.images.count)
         let id = files.id
@@ -220,7 +221,7 @@ struct CaseValidator: Sendable {
 
     /// Decodes the mask's raw values into codes and reports value problems. `ok` says whether
     /// the codes are all classes (structure checks can run).
-    func maskValues(_ mask: MedicalImage, path: String, caseID id: String, grid: Grid)
+    package func maskValues(_ mask: MedicalImage, path: String, caseID id: String, grid: Grid)
         -> (MaskCodes?, Bool, [Finding], [Int32]) {
         var out: [Finding] = []
         let unit = grid.is2D ? "pixels" : "voxels"
@@ -374,7 +375,7 @@ struct CaseValidator: Sendable {
 
     /// Nested masks (a class is the number of masks covering a pixel): codes, and pixels where
     /// mask k is on but mask k-1 is off (the layers are not nested).
-    func nestedCodes(_ masks: [MedicalImage], paths: [String], caseID id: String) -> (MaskCodes, [Finding], [Int32]) {
+    package func nestedCodes(_ masks: [MedicalImage], paths: [String], caseID id: String) -> (MaskCodes, [Finding], [Int32]) {
         let (codes, outside) = MaskDecoder.nested(masks, markCap: MaskStructure.markCap)
         var findings: [Finding] = []
         var marks: [Int32] = []
@@ -399,7 +400,7 @@ struct CaseValidator: Sendable {
 
     // MARK: - structure
 
-    func structureChecks(_ mc: MaskCodes, grid: Grid, affine: Affine4, path: String, caseID id: String,
+    package func structureChecks(_ mc: MaskCodes, grid: Grid, affine: Affine4, path: String, caseID id: String,
                          result r: inout CaseResult) -> MaskStructure? {
         let names = { (c: Int) in self.className(c, values: mc.classValues) }
         let foreground = mc.classCounts.dropFirst().reduce(0, +)

@@ -2,6 +2,9 @@ import Foundation
 import MedprepCore
 import MedprepIO
 import MedprepProcessing
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// Options of one `medprep convert` run (the manifest holds the dataset parameters).
 public struct ConvertOptions: Sendable {
@@ -62,7 +65,7 @@ public final class ConvertRun {
     public let discoveryProblems: [(id: String, file: String, message: String)]
     /// The dataset as resolved for this run; its error-level validation runs on this value.
     public let dataset: ResolvedDataset
-    let outDir: String
+    package let outDir: String
     /// Called after each case is placed (for progress bars): (cases done, cases total, case id).
     public var onCase: ((Int, Int, String) -> Void)?
 
@@ -98,7 +101,7 @@ public final class ConvertRun {
         }
     }
 
-    let allCases: [CaseFiles]
+    package let allCases: [CaseFiles]
 
     /// Error-level findings of `medprep validate` on this dataset (empty when skipped).
     public private(set) var validationErrors: [Finding] = []
@@ -136,7 +139,7 @@ public final class ConvertRun {
 
     /// validate's error-level findings on the dataset (restricted to `caseIDs` when given; the
     /// pairing problems stay, they need no reading). The report does not depend on `threads`.
-    static func errorFindings(dataset given: ResolvedDataset, caseIDs: Set<String>?, threads: Int) -> [Finding] {
+    package static func errorFindings(dataset given: ResolvedDataset, caseIDs: Set<String>?, threads: Int) -> [Finding] {
         var dataset = given
         if let caseIDs { dataset.cases = dataset.cases.filter { caseIDs.contains($0.id) } }
         var scope = ValidationOptions()
@@ -145,7 +148,7 @@ public final class ConvertRun {
     }
 
     /// Waits for validation; throws when it found errors the options do not accept.
-    func awaitValidation(_ validation: BackgroundWork<[Finding]>?) throws {
+    package func awaitValidation(_ validation: BackgroundWork<[Finding]>?) throws {
         guard let validation else { return }
         validationErrors = try validation.wait()
         // --skip-bad is also consent to convert a dataset with errors: bad cases are skipped.
@@ -156,7 +159,7 @@ public final class ConvertRun {
         }
     }
 
-    func convert(validation: BackgroundWork<[Finding]>?, started t0: Double) throws -> ConvertSummary {
+    package func convert(validation: BackgroundWork<[Finding]>?, started t0: Double) throws -> ConvertSummary {
         try checkOutput()
         let folds = Folds.assign(ids: allCases.map(\.id), k: manifest.folds.k, seed: manifest.folds.seed)
         let jobs = max(1, options.jobs)
@@ -297,14 +300,14 @@ public final class ConvertRun {
     }
 
     /// The shard layout of a run: slice size and classes, the manifest's dtypes and map storage.
-    static func layout(maps: MapsSpec, dtypes: DTypeSpec, channels: Int, height: Int, width: Int, classes: Int) throws -> ShardLayout {
+    package static func layout(maps: MapsSpec, dtypes: DTypeSpec, channels: Int, height: Int, width: Int, classes: Int) throws -> ShardLayout {
         try ShardLayout(channels: channels, height: height, width: width, classCount: classes,
                         imageDType: dtypes.image, labelDType: dtypes.label,
                         sdf: maps.storedSDF, rrw: maps.storedRRW, mapScales: maps.storesMaps ? maps.scales : [],
                         mapDType: maps.dtype.safetensors, compactMaps: maps.storage == .compact)
     }
 
-    func caseRecord(_ out: CaseOutput, first: Int) -> JSON {
+    package func caseRecord(_ out: CaseOutput, first: Int) -> JSON {
         var r = out.record
         let fold = r.firstIndex { $0.0 == "fold" } ?? r.count
         r.insert(("slice_range", .object([("first_sample", .int(first)), ("count", .int(out.slices.count))])), at: fold)
@@ -312,7 +315,7 @@ public final class ConvertRun {
     }
 
     /// Identifies what a journal belongs to: resuming with other inputs or parameters is refused.
-    var fingerprint: String {
+    package var fingerprint: String {
         let partString = options.part.map { "\($0.0)/\($0.1)" } ?? "all"
         return SHA256.hex(Array("\(manifest.sha256)|\(partString)|\(cases.map(\.id).joined(separator: ","))|\(options.medprepVersion)".utf8))
     }
@@ -320,7 +323,7 @@ public final class ConvertRun {
     /// `--resume` of an output that is already complete (a requeued job-array task): nothing to
     /// do once `medprep verify` passes on it and its index was written for these inputs
     /// (manifest, medprep version, this part's cases). Writes nothing; anything else is an error.
-    func verifiedCompleteOutput(started t0: Double) throws -> ConvertSummary {
+    package func verifiedCompleteOutput(started t0: Double) throws -> ConvertSummary {
         let indexPath = outDir + "/index.json"
         let index = try JSON.parse(String(decoding: try FileIO.readAll(indexPath), as: UTF8.self))
         let ids = ((index["cases"]?.arrayValue ?? []) + (index["skipped_cases"]?.arrayValue ?? [])).compactMap { $0["id"]?.stringValue }
@@ -348,7 +351,7 @@ public final class ConvertRun {
     }
 
     /// Refuses existing output without --force or --resume. Changes nothing.
-    func checkOutput() throws {
+    package func checkOutput() throws {
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
         if options.resume { return }
         let ours = existing.filter(OutputFiles.isOwn)
@@ -361,14 +364,14 @@ public final class ConvertRun {
     /// shard-*.safetensors, the journal, temp files). A resumed run keeps them but for a killed
     /// run's partial writes (temp files). Called only once the journal is accepted and validation
     /// has passed: a refused run leaves the folder exactly as it was.
-    func prepareOutput() throws {
+    package func prepareOutput() throws {
         try checkOutput()
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
         for f in existing where OutputFiles.isOwn(f) && (!options.resume || f.contains(".tmp-")) { unlink(outDir + "/" + f) }
     }
 
-    func computeCTStatistics(plan: ConvertPlan) throws -> [CTStatistics] {
+    package func computeCTStatistics(plan: ConvertPlan) throws -> [CTStatistics] {
         var pooled: [[Float]] = []
         for c in allCases {
             let mask = try CaseProcessor.readMask(c, reference: try ImageReader.read(path: c.images[0]), plan: plan).0
@@ -381,7 +384,7 @@ public final class ConvertRun {
         return try pooled.map { try CTStatistics.compute(samples: $0) }
     }
 
-    func makeIndex(journal: Journal, ctStatistics: [CTStatistics]?) -> JSON {
+    package func makeIndex(journal: Journal, ctStatistics: [CTStatistics]?) -> JSON {
         let classes: [JSON] = labels.classes.enumerated().map { i, c in
             var o: [(String, JSON)] = [("index", .int(i)), ("name", .string(c.name))]
             if let col = c.colour { o.append(("colours", .array([.ints(col)]))) } else { o.append(("source_values", .ints([c.value ?? i]))) }
@@ -426,19 +429,19 @@ public final class ConvertRun {
 
 /// Progress written after every shard so an interrupted run can continue (--resume) and end with
 /// the same bytes. Lists finished shards (with sha256), finished cases and where to restart.
-struct Journal: Sendable {
-    var fingerprint: String
-    var shards: [JSON] = []
-    var cases: [JSON] = []
-    var normalisation: [JSON] = []
-    var skipped: [JSON] = []
-    var sampleCount = 0
+package struct Journal: Sendable {
+    package var fingerprint: String
+    package var shards: [JSON] = []
+    package var cases: [JSON] = []
+    package var normalisation: [JSON] = []
+    package var skipped: [JSON] = []
+    package var sampleCount = 0
     /// Position (in this run's case list) of the first case not completely in written shards,
     /// and how many of its slices are.
-    var cursorCase = 0
-    var cursorSlice = 0
+    package var cursorCase = 0
+    package var cursorSlice = 0
 
-    static func load(dir: String, fingerprint: String, resume: Bool) throws -> Journal {
+    package static func load(dir: String, fingerprint: String, resume: Bool) throws -> Journal {
         let path = dir + "/" + OutputFiles.journal
         guard resume, FileIO.exists(path) else { return Journal(fingerprint: fingerprint) }
         let j = try JSON.parse(String(decoding: try FileIO.readAll(path), as: UTF8.self))
@@ -469,7 +472,7 @@ struct Journal: Sendable {
         return out
     }
 
-    func save(dir: String) throws {
+    package func save(dir: String) throws {
         let j = JSON.object([
             ("fingerprint", .string(fingerprint)), ("shards", .array(shards)), ("cases", .array(cases)),
             ("normalisation", .array(normalisation)), ("skipped", .array(skipped)), ("sample_count", .int(sampleCount)),
@@ -479,7 +482,7 @@ struct Journal: Sendable {
     }
 }
 
-func monotonicNow() -> Double {
+package func monotonicNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

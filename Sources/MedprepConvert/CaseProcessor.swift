@@ -1,6 +1,9 @@
 import MedprepCore
 import MedprepIO
 import MedprepProcessing
+import MedprepDataset
+import MedprepValidate
+import MedprepInspect
 
 /// One shaped slice, ready for its shard: the sample (image, label, CORAL metadata; maps not yet
 /// computed) and the pixel spacing its maps are measured with, [column (x), row (y)] in mm.
@@ -37,8 +40,8 @@ public struct ConvertPlan: Sendable {
     /// How far a case's files may be apart and still share a grid (validate's table).
     public var tolerances = GeometryTolerances()
 
-    var classCount: Int { labels.classes.count }
-    var axis: SliceAxis { manifest.geometry.slicing }
+    package var classCount: Int { labels.classes.count }
+    package var axis: SliceAxis { manifest.geometry.slicing }
 }
 
 /// read → reorient to canonical → resample → normalise intensities → slice → shape each slice →
@@ -229,7 +232,7 @@ public enum CaseProcessor {
 
     /// Class indices of the case's mask on the reference image grid, the JPEG snapping count
     /// (nil for lossless masks) and the mask path.
-    static func readMask(_ c: CaseFiles, reference: MedicalImage, plan: ConvertPlan) throws -> ([UInt16], Int?, String?) {
+    package static func readMask(_ c: CaseFiles, reference: MedicalImage, plan: ConvertPlan) throws -> ([UInt16], Int?, String?) {
         if !c.nestedMasks.isEmpty {
             let masks = try c.nestedMasks.map { try ImageReader.read(path: $0) }
             for (p, mk) in zip(c.nestedMasks, masks) {
@@ -251,7 +254,7 @@ public enum CaseProcessor {
     /// A mask or image channel must lie on the first image's grid, by validate's own check and
     /// tolerances: what `medprep validate` reports as an error here, convert refuses, and nothing
     /// else (a difference within the tolerances is taken as the same grid: the image's).
-    static func checkGrid(_ other: MedicalImage, path otherPath: String, on image: MedicalImage, path imagePath: String,
+    package static func checkGrid(_ other: MedicalImage, path otherPath: String, on image: MedicalImage, path imagePath: String,
                           isMask: Bool, tolerances: GeometryTolerances) throws {
         let findings = GeometryChecks.pairChecks(reference: .of(image: image, path: imagePath), other: .of(image: other, path: otherPath),
                                                  otherIsMask: isMask, caseID: "", tolerances: tolerances)
@@ -260,9 +263,9 @@ public enum CaseProcessor {
         }
     }
 
-    static func foregroundPixels(_ labels: [UInt16]) -> Int { labels.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
+    package static func foregroundPixels(_ labels: [UInt16]) -> Int { labels.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
 
-    static func relative(_ path: String, to root: String) -> String {
+    package static func relative(_ path: String, to root: String) -> String {
         let r = root.hasSuffix("/") ? root : root + "/"
         return path.hasPrefix(r) ? String(path.dropFirst(r.count)) : path
     }

@@ -1,6 +1,7 @@
 import Foundation
 import MedprepCore
 import MedprepIO
+import MedprepDataset
 
 /// One thing wrong with an output: the file it is in and a sentence naming the value.
 public struct VerifyProblem: Sendable, Equatable, CustomStringConvertible {
@@ -48,7 +49,7 @@ public struct VerifyReport: Sendable {
                  ("notes", .array(notes.map { .string($0) })), ("checked", checked.json)])
     }
 
-    mutating func add(_ file: String, _ message: String) { problems.append(VerifyProblem(file: file, message: message)) }
+    package mutating func add(_ file: String, _ message: String) { problems.append(VerifyProblem(file: file, message: message)) }
 }
 
 /// `medprep verify OUT`: checks a convert output end to end without trusting any of it.
@@ -128,7 +129,7 @@ public enum OutputVerifier {
     }
 
     /// Every folder under OUT/parts (with or without an index.json).
-    static func allPartDirectories(_ dir: String) -> [String] {
+    package static func allPartDirectories(_ dir: String) -> [String] {
         let root = dir + "/parts"
         let withIndex = OutputLocation(dir).partDirectories
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
@@ -141,14 +142,14 @@ public enum OutputVerifier {
 
     // MARK: - Parts
 
-    struct PartInfo {
-        var dir: String
-        var part: (index: Int, count: Int)?
-        var caseIndices: [Int]
-        var ids: [String]
+    package struct PartInfo {
+        package var dir: String
+        package var part: (index: Int, count: Int)?
+        package var caseIndices: [Int]
+        package var ids: [String]
     }
 
-    static func checkParts(_ infos: [PartInfo], root: String, report: inout VerifyReport) {
+    package static func checkParts(_ infos: [PartInfo], root: String, report: inout VerifyReport) {
         let counts = Set(infos.compactMap { $0.part?.count })
         if counts.count > 1 {
             report.add(root + "/parts", "holds parts of different splits (of \(counts.sorted().map(String.init).joined(separator: ", "))), expected one 'i-of-n' set.")
@@ -179,45 +180,45 @@ public enum OutputVerifier {
 
     // MARK: - One output folder (the merged output or one part)
 
-    struct Expect: Sendable {
-        var indexPath: String
-        var classCount: Int?
-        var sdf: Bool?
-        var rrw: Bool?
-        var scales: [Int]?
-        var storage: String
-        var mapDType: String
-        var imageDType: String?
-        var labelDType: String?
-        var size: [Int]?
-        var medprepVersion: String?
+    package struct Expect: Sendable {
+        package var indexPath: String
+        package var classCount: Int?
+        package var sdf: Bool?
+        package var rrw: Bool?
+        package var scales: [Int]?
+        package var storage: String
+        package var mapDType: String
+        package var imageDType: String?
+        package var labelDType: String?
+        package var size: [Int]?
+        package var medprepVersion: String?
     }
 
     /// Facts one shard contributes to the cross-file checks.
-    struct ShardFacts: Sendable {
-        var problems: [VerifyProblem] = []
-        var hashedBytes = 0
-        var tensors = 0
-        var layout: ShardLayout?
-        var caseIndex: [Int32] = []
-        var sliceIndex: [Int32] = []
-        var sliceCount: [Int32] = []
-        var rows: Int { caseIndex.count }
+    package struct ShardFacts: Sendable {
+        package var problems: [VerifyProblem] = []
+        package var hashedBytes = 0
+        package var tensors = 0
+        package var layout: ShardLayout?
+        package var caseIndex: [Int32] = []
+        package var sliceIndex: [Int32] = []
+        package var sliceCount: [Int32] = []
+        package var rows: Int { caseIndex.count }
     }
 
-    static func problem(_ error: Error, _ path: String) -> VerifyProblem {
+    package static func problem(_ error: Error, _ path: String) -> VerifyProblem {
         if let e = error as? MedprepError { return VerifyProblem(file: e.path ?? path, message: e.message) }
         return VerifyProblem(file: path, message: "\(error)")
     }
 
-    static func sat(_ a: Int, _ b: Int) -> Int {
+    package static func sat(_ a: Int, _ b: Int) -> Int {
         let (r, o) = a.addingReportingOverflow(b)
         return o ? (b > 0 ? Int.max : Int.min) : r
     }
 
     /// Checks dir/index.json and everything it lists; returns what `checkParts` needs (nil
     /// when the index cannot be read).
-    static func verifyIndex(dir: String, report: inout VerifyReport, options: Options) -> PartInfo? {
+    package static func verifyIndex(dir: String, report: inout VerifyReport, options: Options) -> PartInfo? {
         let indexPath = dir + "/index.json"
         let index: OutputIndex
         do {
@@ -449,7 +450,7 @@ public enum OutputVerifier {
     /// `position` is the shard's place in index.json `shards`; `localIndex` the `shard_index` its
     /// metadata must hold: the same, except in a merged index, where each part's shards keep
     /// their numbering from 0.
-    static func checkShard(dir: String, position k: Int, localIndex: Int, entry: OutputIndex.Shard, expect: Expect) -> ShardFacts {
+    package static func checkShard(dir: String, position k: Int, localIndex: Int, entry: OutputIndex.Shard, expect: Expect) -> ShardFacts {
         var f = ShardFacts()
         // A file name that is not a plain name in the folder was reported by the schema check.
         guard let name = entry.file, IndexSchema.Pattern.shardFile.matches(name) else { return f }
@@ -559,8 +560,8 @@ public enum OutputVerifier {
 }
 
 /// A thread-safe counter (progress).
-final class ShardDoneCounter: @unchecked Sendable {
+package final class ShardDoneCounter: @unchecked Sendable {
     private let lock = NSLockLite()
     private var value = 0
-    func increment() -> Int { lock.locked { value += 1; return value } }
+    package func increment() -> Int { lock.locked { value += 1; return value } }
 }
