@@ -11,11 +11,29 @@ import MedprepInspect
 /// their images; classes come from the values (or colours) found in up to 20 masks.
 public enum ManifestInit {
     public struct Inferred: Sendable {
+        public var manifest: Manifest
+        /// The manifest as YAML with comments (what `manifest init` writes).
         public var yaml: String
         public var notes: [String]
+        /// Comment lines at the top, and after keys (see `ManifestYAML`).
+        var header: [String]
+        var comments: [String: String]
+
+        init(manifest: Manifest, header: [String], comments: [String: String], notes: [String]) throws {
+            self.manifest = manifest; self.header = header; self.comments = comments; self.notes = notes
+            yaml = try ManifestYAML.text(manifest, header: header, comments: comments)
+        }
     }
 
     package static let maskWords = ["mask", "label", "gt", "seg", "annotation", "annot", "truth"]
+
+    /// What every inferred manifest starts from: maps computed online at scales 1 and 2.
+    package static let maps = MapsSpec(scales: [1, 2], storage: .online)
+
+    package static let comments = [
+        "labels.ordinal": "set true when class order is a severity or depth order",
+        "intensity": "'ct' for CT (dataset percentiles 0.5/99.5)",
+    ]
 
     public static func infer(root: String) throws -> Inferred {
         let name = (root as NSString).lastPathComponent
@@ -23,22 +41,11 @@ public enum ManifestInit {
             let nn = try NNUNetDataset.load(root: root)
             let disc = try CaseDiscovery.discover(root: root, spec: nn.caseSpec)
             var notes = ["nnU-Net layout: \(disc.cases.count) cases from dataset.json"]
-            let (geometry, intensity) = try geometryBlock(disc.cases.first.map { $0.images[0] }, notes: &notes)
-            return Inferred(yaml: """
-                # Written by 'medprep manifest init' from \(root)/dataset.json; review before converting.
-                name: \(name)
-                layout: nnunet
-                labels:
-                  ordinal: false   # set true when class order is a severity or depth order
-                  classes:
-                \(nn.labels.classes.map { "    - {name: \($0.name), value: \($0.value ?? 0)}" }.joined(separator: "\n"))
-                \(geometry)
-                intensity: {mode: \(intensity)}   # 'ct' for CT
-                \(mapsLine)
-                folds: {k: 5, seed: 0}
-                shard_size: 128
-
-                """, notes: notes).withStoragePlan(root: root)
+            let (geometry, intensity) = try geometryAndIntensity(disc.cases.first.map { $0.images[0] }, notes: &notes)
+            let m = Manifest(name: name, layout: .nnunet, labels: nn.labels, geometry: geometry, intensity: .init(mode: intensity),
+                             maps: maps, folds: .init(k: 5, seed: 0), shardSize: 128)
+            return try Inferred(manifest: m, header: ["Written by 'medprep manifest init' from \(root)/dataset.json; review before converting."],
+                                comments: comments, notes: notes).withStoragePlan(root: root)
         }
         let files = try CaseDiscovery.listFiles(root).filter { isImageFile($0) }
         guard !files.isEmpty else {
@@ -51,27 +58,13 @@ public enum ManifestInit {
         }
         var notes = ["templates: images '\(imageT)', mask '\(maskT)': \(disc.cases.count) cases, \(disc.problems.count) unpaired files"]
         let classes = try inferClasses(disc.cases.prefix(20).compactMap(\.mask), notes: &notes)
-        let (geometry, intensity) = try geometryBlock(disc.cases[0].images[0], notes: &notes)
-        return Inferred(yaml: """
-            # Written by 'medprep manifest init' from \(root); review before converting.
-            name: \(name)
-            cases:
-              images: "\(imageT)"
-              mask: "\(maskT)"
-            labels:
-              ordinal: false   # set true when class order is a severity or depth order
-              classes:
-            \(classes.joined(separator: "\n"))
-            \(geometry)
-            intensity: {mode: \(intensity)}
-            \(mapsLine)
-            folds: {k: 5, seed: 0}
-            shard_size: 128
-
-            """, notes: notes).withStoragePlan(root: root)
+        let (geometry, intensity) = try geometryAndIntensity(disc.cases[0].images[0], notes: &notes)
+        let m = Manifest(name: name, cases: CaseSpec(images: [imageT], mask: maskT), labels: LabelSpec(classes: classes),
+                         geometry: geometry, intensity: .init(mode: intensity), maps: maps, folds: .init(k: 5, seed: 0), shardSize: 128)
+        return try Inferred(manifest: m, header: ["Written by 'medprep manifest init' from \(root); review before converting."],
+                            comments: intensity == .rgb01 ? comments.filter { $0.key != "intensity" } : comments,
+                            notes: notes).withStoragePlan(root: root)
     }
-
-    package static let mapsLine = "maps: {sdf: true, rrw: true, convention: boundary, units: px, scales: [1, 2], storage: online}"
 
     package static func isImageFile(_ f: String) -> Bool {
         let l = f.lowercased()
@@ -114,8 +107,8 @@ public enum ManifestInit {
                            "cannot tell images from masks: put masks in a folder named like 'masks' or 'labels', or name them '<id>_mask.png'.")
     }
 
-    /// One class line per distinct value (or colour) seen in the masks.
-    package static func inferClasses(_ masks: [String], notes: inout [String]) throws -> [String] {
+    /// One class per distinct value (or colour) seen in the masks.
+    package static func inferClasses(_ masks: [String], notes: inout [String]) throws -> [ClassSpec] {
         var values = Set<Int>()
         var colours = Set<[Int]>()
         for p in masks {
@@ -131,39 +124,35 @@ public enum ManifestInit {
         if !colours.isEmpty {
             if colours.count > 32 { notes.append("masks hold \(colours.count) colours: JPEG or anti-aliased masks? run 'medprep validate'") }
             return colours.sorted { $0.lexicographicallyPrecedes($1) }.prefix(32).enumerated().map { i, c in
-                "    - {name: class_\(i), colour: [\(c.map(String.init).joined(separator: ", "))]}"
+                ClassSpec(name: "class_\(i)", colour: c)
             }
         }
         if values.count > 32 { notes.append("masks hold \(values.count) distinct values: JPEG or anti-aliased masks? run 'medprep validate'") }
         if values.sorted() == [0, 255] { notes.append("0/255 mask: class 'class_1' is grey level 255") }
-        return values.sorted().prefix(64).enumerated().map { i, v in "    - {name: \(i == 0 && v == 0 ? "background" : "class_\(i)"), value: \(v)}" }
+        return values.sorted().prefix(64).enumerated().map { i, v in ClassSpec(name: i == 0 && v == 0 ? "background" : "class_\(i)", value: v) }
     }
 
     /// Geometry and intensity mode from the first image: slice size and rgb-01 for 2D;
     /// median-free defaults for 3D, with nnU-Net's rule for MR normalisation (which needs no
     /// labels): statistics over the non-zero voxels when their bounding box is under 3/4 of the
     /// volume (a skull-stripped or cropped scan), else over all voxels.
-    package static func geometryBlock(_ firstImage: String?, notes: inout [String]) throws -> (String, String) {
-        guard let p = firstImage else { return ("geometry: {}", "zscore") }
+    package static func geometryAndIntensity(_ firstImage: String?, notes: inout [String]) throws -> (GeometrySpec, IntensitySpec.Mode) {
+        guard let p = firstImage else { return (GeometrySpec(), .zscore) }
         let img = try ImageReader.read(path: p)
         if img.dims.count == 2 || img.format == .png || img.format == .jpeg {
-            return ("geometry: {size: [\(img.dims[1]), \(img.dims[0])], fit: resize}", "rgb-01")
+            return (GeometrySpec(size: [img.dims[1], img.dims[0]], fit: .resize), .rgb01)
         }
         let share = nonzeroBoxShare(img)
-        let intensity = share < 0.75 ? "zscore-nonzero" : "zscore"
-        notes.append("intensity \(intensity): the first volume's non-zero voxels fill \(formatShort((share * 1000).rounded() / 10))% of it as a box")
+        let intensity: IntensitySpec.Mode = share < 0.75 ? .zscoreNonzero : .zscore
+        notes.append("intensity \(intensity.rawValue): the first volume's non-zero voxels fill \(formatShort((share * 1000).rounded() / 10))% of it as a box")
         let sp = img.spacing.prefix(3).map { formatShort($0) }.joined(separator: ", ")
         notes.append("first volume: \(img.dims.map(String.init).joined(separator: "x")) at \(sp) mm, \(img.orientation)")
         let inPlane = img.spatialDims.prefix(2).max() ?? 256
         let size = [64, 128, 192, 256, 320, 384, 512].first { $0 >= inPlane } ?? 512
-        return ("""
-            geometry:
-              orientation: RAS
-              slice_axis: z
-              target_spacing: [\(formatShort(img.spacing[0])), \(formatShort(img.spacing[min(1, img.spacing.count - 1)])), keep]
-              size: [\(size), \(size)]
-              fit: pad
-            """, intensity)
+        // In-plane spacing as the first volume has it (as printed, 3-4 digits); slices kept.
+        let inPlaneSpacing = [img.spacing[0], img.spacing[min(1, img.spacing.count - 1)]].map { Double(formatShort($0)) ?? $0 }
+        return (GeometrySpec(orientation: "RAS", sliceAxis: .z, targetSpacing: inPlaneSpacing + [nil], size: [size, size], fit: .pad),
+                intensity)
     }
 
     /// Volume of the bounding box of the first frame's non-zero voxels over the grid's volume.
@@ -188,19 +177,17 @@ package extension ManifestInit.Inferred {
     /// says on the maps line what each storage mode would take. `online` stays the choice: its
     /// shards are the smallest and its maps exact under every augmentation; dense stored maps
     /// grow with 2·K·H·W·4 bytes a slice.
-    package func withStoragePlan(root: String) -> ManifestInit.Inferred {
-        guard let m = try? Manifest.parse(yaml, path: root + "/manifest.yaml"),
-              let run = try? ConvertRun(options: ConvertOptions(datasetRoot: root, output: root + "/medprep-out"), manifest: m)
+    package func withStoragePlan(root: String) throws -> ManifestInit.Inferred {
+        guard let run = try? ConvertRun(options: ConvertOptions(datasetRoot: root, output: root + "/medprep-out"), manifest: manifest)
         else { return self }
         let plan = ConvertPreflight.plan(run: run)
         guard plan.projections.count == MapsSpec.Storage.allCases.count else { return self }
         let by = Dictionary(uniqueKeysWithValues: plan.projections.map { ($0.storage, $0) })
         let online = by[.online]!.bytes, dense = by[.dense]!.bytes, compact = by[.compact]!
         let ratio = online > 0 ? String(format: "%.0f", Double(dense) / Double(online)) : "?"
-        var out = self
-        out.yaml = yaml.replacingOccurrences(
-            of: ManifestInit.mapsLine,
-            with: ManifestInit.mapsLine + "\n# projected shards: online \(mibText(online)); dense \(mibText(dense)) (\(ratio)x); compact \(mibText(compact.bytes))-\(mibText(compact.maxBytes))")
+        var comments = self.comments
+        comments["maps"] = "projected shards: online \(mibText(online)); dense \(mibText(dense)) (\(ratio)x); compact \(mibText(compact.bytes))-\(mibText(compact.maxBytes))"
+        var out = try ManifestInit.Inferred(manifest: manifest, header: header, comments: comments, notes: notes)
         out.notes.append("maps.storage online: shards \(mibText(online)); storing the maps densely would take \(mibText(dense))")
         return out
     }

@@ -18,6 +18,7 @@ import Testing
         for dir in dirs {
             let inferred = try ManifestInit.infer(root: dir)
             let m = try Manifest.parse(inferred.yaml, path: dir)
+            #expect(m == inferred.manifest, "the YAML reads back as the value it was written from")
             let disc = try ResolvedDataset.resolve(root: dir, manifest: m)
             let labels = try disc.conversionLabels()
             #expect(disc.cases.count == (dir.hasSuffix("synth3d") ? 2 : 3), "\(dir)")
@@ -32,6 +33,34 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: d) }
         try DiscoveryTests.touch(d + "/pics/a.png")
         #expect(throws: Error.self) { try ManifestInit.infer(root: d) }
+    }
+}
+
+/// A manifest written by ManifestYAML reads back (through Yams) as the same value, whatever it
+/// holds: templates and reserved words quoted, colours, nested masks, 'keep', pad values.
+@Suite struct ManifestYAMLTests {
+    @Test func roundTripsThroughTheParser() throws {
+        let values: [Manifest] = [
+            Manifest(name: "yes", cases: CaseSpec(images: ["img/{id}_0000.nii.gz", "img/{id}_0001.nii.gz"], mask: nil,
+                                                   nestedMasks: ["m/{id}_a.png", "m/{id}_b.png"], exclude: ["*/x*.png"]),
+                     labels: LabelSpec(classes: [.init(name: "null", colour: [0, 0, 0]), .init(name: "on", colour: [255, 10, 3])], ordinal: true),
+                     geometry: GeometrySpec(orientation: "LPS", sliceAxis: .y, targetSpacing: [0.7, nil, 2.5], size: [96, 128],
+                                            fit: .padOrCrop, imageInterpolation: .cubic, labelInterpolation: .onehotLinear,
+                                            foregroundMargin: 3, padValue: -1.25),
+                     intensity: .init(mode: .zscoreNonzero),
+                     maps: MapsSpec(sdf: true, rrw: false, convention: .itk, units: .mm, scales: [1, 2, 4], storage: .compact, dtype: .float16),
+                     folds: .init(k: 3, seed: 12345678901), shardSize: 7, dtypes: .init(image: .float16, label: .uint16)),
+            Manifest(name: "plain name: with colon", layout: .nnunet),
+        ]
+        for m in values {
+            let text = try ManifestYAML.text(m, header: ["a header"], comments: ["labels.ordinal": "note", "maps": "projected"])
+            #expect(try Manifest.parse(text, path: "m.yaml") == m, "\(text)")
+            #expect(text.hasPrefix("# a header\n"))
+        }
+        let text = try ManifestYAML.text(values[0])
+        #expect(text.contains("images: [\"img/{id}_0000.nii.gz\", \"img/{id}_0001.nii.gz\"]"))
+        #expect(text.contains("name: \"yes\"") && text.contains("{name: \"null\", colour: [0, 0, 0]}"))
+        #expect(text.contains("target_spacing: [0.7, keep, 2.5]") && text.contains("pad_value: -1.25"))
     }
 }
 

@@ -139,7 +139,7 @@ def test_manifest_init_writes_online_storage_with_the_projection(synth, medprep,
     assert proc.returncode == 0, proc.stderr
     m = yaml.safe_load(proc.stdout)
     assert m["maps"]["storage"] == "online"
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("# projected shards:"))
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("maps:") and "# projected shards:" in l)
     (data / "manifest.yaml").write_text(proc.stdout)
     plan = dry_run(medprep, data, tmp_path / "out")
     dense = plan["projected_bytes"]["dense"] / 2**20
