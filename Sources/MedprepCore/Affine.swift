@@ -58,3 +58,12 @@ public enum AffineSource: String, Sendable, Codable {
     /// A 2D image (PNG/JPEG): identity-like affine from pixel spacing, see docs/conventions.md.
     case image2D = "image2d"
 }
+
+/// The grid of a deep-supervision map at scale s: ceil(H/s) × ceil(W/s), the sample of every s-th
+/// pixel from (0, 0). The one formula for the kernel, the shard layout and the shard checks
+/// (the trainer's `mapslib.plane_size` is its Python twin).
+public enum MapPlane {
+    public static func size(height: Int, width: Int, scale: Int) -> (height: Int, width: Int) {
+        ((height + scale - 1) / scale, (width + scale - 1) / scale)
+    }
+}

@@ -74,7 +74,8 @@ public enum ShardCheck {
             guard let info = file.header.info(t.name), [.F32, .F16].contains(info.dtype) else {
                 throw bad("tensor '\(t.name)' is \(file.header.info(t.name)?.dtype.rawValue ?? "?"), expected F32 or F16.")
             }
-            let plane = [(h + scale - 1) / scale, (w + scale - 1) / scale]
+            let coarse = MapPlane.size(height: h, width: w, scale: scale)
+            let plane = [coarse.height, coarse.width]
             let want = info.shape.count == 3 ? [presentPlanes] + plane : [n, k] + plane
             guard info.shape == want else {
                 throw bad("tensor '\(t.name)' has shape \(info.shape), expected \(want)\(info.shape.count == 3 ? " (compact maps: one plane per present class)" : "").")

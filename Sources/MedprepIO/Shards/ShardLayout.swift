@@ -100,7 +100,7 @@ public struct ShardLayout: Sendable, Equatable {
 
     /// Map plane size at a scale: ceil(H/s) × ceil(W/s).
     public func mapSize(scale: Int) -> (height: Int, width: Int) {
-        ((height + scale - 1) / scale, (width + scale - 1) / scale)
+        MapPlane.size(height: height, width: width, scale: scale)
     }
 
     /// `sdf`/`rrw` at scale 1, `sdf_s2`/`rrw_s2` at scale 2, ...

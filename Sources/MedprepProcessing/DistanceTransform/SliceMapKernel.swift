@@ -22,7 +22,7 @@ public struct SliceMapKernel: Sendable {
 
     /// Map plane size at scale s: ceil(H/s) × ceil(W/s).
     public static func planeSize(height: Int, width: Int, scale: Int) -> (height: Int, width: Int) {
-        ((height + scale - 1) / scale, (width + scale - 1) / scale)
+        MapPlane.size(height: height, width: width, scale: scale)
     }
 
     /// Writes the maps of `labels` (H·W class indices, row-major) at `scale` into `sdfOut` and

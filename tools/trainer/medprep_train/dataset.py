@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from . import mapslib
+
 # safetensors dtype names -> numpy dtypes (little-endian).
 _DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2",
@@ -339,7 +341,7 @@ def boundary_offset(h: int, w: int, spacing_rc, scale: int, units: str, conventi
         return 0.0
     if units != "mm":
         return 1.0
-    ch, cw = (h + scale - 1) // scale, (w + scale - 1) // scale
+    ch, cw = mapslib.plane_size(h, w, scale)
     sr = float(spacing_rc[0]) * (scale if h > 1 else 1)
     sc = float(spacing_rc[1]) * (scale if w > 1 else 1)
     cands = [v for v, n in ((sc, cw), (sr, ch)) if n > 1]
@@ -380,7 +382,6 @@ def _inexact_for_stored(kinds: Sequence[str], shape_hw, scales: Sequence[int]) -
 
 def _maps_library_loads() -> bool:
     """libmedprep_maps is found and loads (else stored maps are moved as before, with a warning)."""
-    from . import mapslib
     try:
         mapslib.load()
         return True
@@ -424,7 +425,6 @@ class MedprepDataset(Dataset):
         self.units = self.index.maps.get("units", "px")
         self.rrw_from_sdf = bool(self.index.maps.get("rrw_from_sdf", False))
         if self.online and self.maps:
-            from . import mapslib
             mapslib.load()  # fail here, naming what was tried, rather than in a worker
         idx_scales = self.index.scales
         self.scales = [s for s in (idx_scales if scales is None else scales) if s in idx_scales]
@@ -511,7 +511,6 @@ class MedprepDataset(Dataset):
 
     def online_maps(self, label: np.ndarray, spacing) -> dict:
         """The maps of `label` at every requested scale, computed by medprep's kernel."""
-        from . import mapslib
         out = {}
         for s in self.scales:
             sdf, rrw = mapslib.slice_maps(label, self.index.num_classes, sdf="sdf" in self.maps, rrw="rrw" in self.maps,
