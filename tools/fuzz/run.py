@@ -151,11 +151,22 @@ def run_target(target: str, corpus: Path, args) -> dict:
         if m:
             cov, ft = int(m.group(2)), int(m.group(3))
     found = sorted(set(os.listdir(art)) - before)
+    # libFuzzer keeps inputs that took over 10 s as slow-unit-*: a real hang would have hit
+    # -timeout, so each is replayed alone; only one that is still slow then is a finding (on a
+    # loaded machine a fuzzer can stall for seconds: both such units of the first long runs
+    # replayed in 0.1 s).
+    slow = []
+    for f in [f for f in found if f.startswith("slow-unit-")]:
+        t1 = time.monotonic()
+        subprocess.run([str(binary(args.config)), str(art / f)], env=env, capture_output=True)
+        slow.append({"file": str(art / f), "replay_seconds": round(time.monotonic() - t1, 2)})
+    found = [f for f in found if not f.startswith("slow-unit-") or any(s["file"].endswith(f) and s["replay_seconds"] > 10 for s in slow)]
     res = {"target": target, "executions": stats.get("number_of_executed_units", 0),
            "exec_per_s": stats.get("average_exec_per_sec", 0), "coverage_edges": cov, "features": ft,
            "new_units": stats.get("new_units_added", 0), "peak_rss_mb": stats.get("peak_rss_mb", 0),
            "corpus_files": len(os.listdir(corpus)), "seconds": round(wall, 1), "exit_status": p.returncode,
-           "artifacts": [str(art / f) for f in found]}
+           "artifacts": [str(art / f) for f in found], "slow_units": slow,
+           "slowest_unit_seconds": stats.get("slowest_unit_time_sec", 0)}
     if p.returncode != 0 or found:
         tail = "\n".join(p.stderr.splitlines()[-40:])
         print(f"fuzz: target '{target}' found a problem (exit {p.returncode}); artifacts: {found}\n{tail}",
