@@ -18,10 +18,10 @@ public struct ShapedSlice: Sendable {
 /// record. Computed independently per case, so cases can run in any order or in parallel.
 public struct CaseOutput: Sendable {
     public var slices: [ShapedSlice]
-    /// The case's entry in index.json ("slice_range" is filled in when its samples are placed).
-    public var record: [(String, JSON)]
+    /// The case's entry in index.json (`sliceRange` is filled in when its samples are placed).
+    public var record: ShardIndex.Case
     /// Per-channel normalisation statistics, for index.json's "normalisation".
-    public var normalisation: JSON
+    public var normalisation: ShardIndex.CaseNormalisation
     public var sliceHeight: Int
     public var sliceWidth: Int
     public var channels: Int
@@ -50,13 +50,10 @@ public struct ConvertPlan: Sendable {
 public enum CaseProcessor {
     public static func process(_ c: CaseFiles, index: Int, plan: ConvertPlan) throws -> CaseOutput {
         let m = plan.manifest
-        var sources: [JSON] = []
-        func source(_ role: String, _ path: String, channel: Int? = nil) throws {
-            var s: [(String, JSON)] = [("role", .string(role))]
-            if let channel { s.append(("channel", .int(channel))) }
-            s.append(("path", .string(relative(path, to: plan.root))))
-            s.append(("sha256", .string(SHA256.hex(try FileIO.readAll(path)))))
-            sources.append(.object(s))
+        var sources: [ShardIndex.Source] = []
+        func source(_ role: ShardIndex.Source.Role, _ path: String, channel: Int? = nil) throws {
+            sources.append(ShardIndex.Source(role: role, channel: channel, path: relative(path, to: plan.root),
+                                             sha256: SHA256.hex(try FileIO.readAll(path))))
         }
         // Read images (scaled float32) and the mask (mapped to class indices).
         var images: [MedicalImage] = []
@@ -66,12 +63,12 @@ public enum CaseProcessor {
                 try checkGrid(img, path: p, on: first, path: c.images[0], isMask: false, tolerances: plan.tolerances)
             }
             images.append(img)
-            try source("image", p, channel: c.images.count > 1 ? ch : nil)
+            try source(.image, p, channel: c.images.count > 1 ? ch : nil)
         }
         let reference = images[0]
         let (classes, ambiguous, maskPath) = try readMask(c, reference: reference, plan: plan)
-        if let maskPath { try source("mask", maskPath) }
-        for p in c.nestedMasks { try source("mask", p) }
+        if let maskPath { try source(.mask, maskPath) }
+        for p in c.nestedMasks { try source(.mask, p) }
 
         let is2D = reference.dims.count == 2 || (reference.format == .png || reference.format == .jpeg)
         var labelVolume = try Volume3D<UInt16>(voxels: classes, dims: reference.spatialDims,
@@ -104,7 +101,7 @@ public enum CaseProcessor {
         }
 
         // Intensity normalisation, per channel.
-        var stats: [JSON] = []
+        var stats: [ShardIndex.ChannelStatistics] = []
         let foreground = IntensityNormalization.foregroundMask(labels: labelVolume.voxels)
         for (ch, vol) in channelVolumes.enumerated() {
             var v = vol
@@ -119,13 +116,9 @@ public enum CaseProcessor {
                 }
                 let mom = try Moments.of(vol.voxels, mask: region, threads: plan.threadsPerCase)
                 v.voxels = try IntensityNormalization.zScore(vol.voxels, mask: region, threads: plan.threadsPerCase)
-                var entry: [(String, JSON)] = [("channel", .int(ch)), ("mean", .number(mom.mean)), ("std", .number(mom.std))]
-                switch m.intensity.mode {
-                case .zscoreForeground: entry.append(("foreground_only", .bool(region != nil)))
-                case .zscoreNonzero: entry.append(("nonzero_only", .bool(region != nil)))
-                default: entry.append(("foreground_only", .bool(false)))
-                }
-                stats.append(.object(entry))
+                var entry = ShardIndex.ChannelStatistics(channel: ch, mean: mom.mean, std: mom.std)
+                if m.intensity.mode == .zscoreNonzero { entry.nonzeroOnly = region != nil } else { entry.foregroundOnly = region != nil }
+                stats.append(entry)
             case .ct:
                 guard let s = plan.ctStatistics, ch < s.count else {
                     throw MedprepError(.invalidArgument, "CT normalisation needs dataset statistics for channel \(ch).")
@@ -134,7 +127,7 @@ public enum CaseProcessor {
             case .minmax:
                 let mom = try Moments.of(vol.voxels, threads: plan.threadsPerCase)
                 v.voxels = try IntensityNormalization.minMax(vol.voxels, threads: plan.threadsPerCase)
-                stats.append(.object([("channel", .int(ch)), ("min", .number(mom.min)), ("max", .number(mom.max))]))
+                stats.append(ShardIndex.ChannelStatistics(channel: ch, min: mom.min, max: mom.max))
             case .rgb01:
                 let scale = storedMax[min(ch, storedMax.count - 1)]
                 v.voxels = vol.voxels.map { $0 / scale }
@@ -206,27 +199,21 @@ public enum CaseProcessor {
         let h = slices.first.map { _ in g.size?[0] ?? imageVolume.dims[Slicing.planeAxes(axis).rows] } ?? 0
         let w = slices.first.map { _ in g.size?[1] ?? imageVolume.dims[Slicing.planeAxes(axis).columns] } ?? 0
 
-        var record: [(String, JSON)] = [
-            ("case_index", .int(index)), ("id", .string(c.id)), ("sources", .array(sources)),
-            ("original_geometry", .object([
-                ("dims", .ints(reference.dims)), ("spacing", .numbers(reference.spacing)),
-                ("affine", .array(reference.affine.rows.map { .numbers($0) })), ("orientation", .string(reference.orientation)),
-            ])),
-            ("slice_axis", .string(axis.rawValue)),
-            ("slice_spacing_mm", .numbers(slices.first.map { [$0.spacing[1], $0.spacing[0]] } ?? [1, 1])),
-            // The distance between consecutive slices: with slice_spacing_mm, the sampling of the
-            // stacked slices (HD95 in mm on a volume).
-            ("slice_step_mm", .number(imageVolume.spacing[axis.index])),
-            ("fold", .int(plan.folds[c.id] ?? 0)),
-        ]
-        if let ambiguous { record.append(("jpeg_ambiguous_pixels", .int(ambiguous))) }
+        let geometry = ShardIndex.OriginalGeometry(dims: reference.dims, spacing: reference.spacing,
+                                                   affine: reference.affine.rows, orientation: reference.orientation)
         // Foreground that shaping cut off (pad-or-crop, crop, crop-foreground): kept in the index
         // and reported by convert, never lost silently.
         let cropped = slices.reduce(0) { $0 + $1.croppedForeground }
-        if cropped > 0 { record.append(("foreground_pixels_cropped", .int(cropped))) }
+        let record = ShardIndex.Case(
+            caseIndex: index, id: c.id, sources: sources, originalGeometry: geometry, sliceAxis: axis,
+            sliceSpacingMM: slices.first.map { [$0.spacing[1], $0.spacing[0]] } ?? [1, 1],
+            // The distance between consecutive slices: with slice_spacing_mm, the sampling of the
+            // stacked slices (HD95 in mm on a volume).
+            sliceStepMM: imageVolume.spacing[axis.index],
+            sliceRange: ShardIndex.SliceRange(firstSample: 0, count: slices.count), fold: plan.folds[c.id] ?? 0,
+            jpegAmbiguousPixels: ambiguous, foregroundPixelsCropped: cropped > 0 ? cropped : nil)
         return CaseOutput(slices: slices, record: record,
-                          normalisation: .object([("case_index", .int(index)), ("channels", .array(stats)),
-                                                  ("pad_values", .numbers(padValues.map(Double.init)))]),
+                          normalisation: ShardIndex.CaseNormalisation(caseIndex: index, channels: stats, padValues: padValues.map(Double.init)),
                           sliceHeight: h, sliceWidth: w, channels: C)
     }
 

@@ -200,7 +200,7 @@ public final class ConvertRun {
             let w = inFlight.removeFirst()
             let record = try w.write.wait()
             builder?.recycle(w.shard)
-            journal.shards.append(record.json)
+            journal.shards.append(record)
         }
         /// Seals the builder's shard (the journal already updated past it) and starts writing it.
         func startWrite() throws {
@@ -214,8 +214,8 @@ public final class ConvertRun {
             inFlight.append((BackgroundWork {
                 let record = try shard.write(directory: dir, firstSample: first)
                 var durable = progress
-                for e in earlier { durable.shards.append(try e.wait().json) }
-                durable.shards.append(record.json)
+                for e in earlier { durable.shards.append(try e.wait()) }
+                durable.shards.append(record)
                 try durable.save(dir: dir)
                 return record
             }, shard))
@@ -234,7 +234,7 @@ public final class ConvertRun {
                 guard options.skipBad else {
                     throw MedprepError(err.code, path: err.path, "case '\(c.id)': \(err.message) (nothing was indexed; fix the case or use --skip-bad)")
                 }
-                journal.skipped.append(.object([("id", .string(c.id)), ("reason", .string(err.description))]))
+                journal.skipped.append(ShardIndex.SkippedCase(id: c.id, reason: err.description))
                 journal.cursorCase = pos + 1
                 onCase?(pos + 1, cases.count, c.id)
                 return
@@ -286,16 +286,13 @@ public final class ConvertRun {
         while !inFlight.isEmpty { try finishOldestWrite() }
         try readyOutput()  // a run that placed no sample (every case skipped) still validates first
         let index = makeIndex(journal: journal, ctStatistics: plan.ctStatistics)
-        try FileIO.writeAtomically(Array((index.serialized(indent: 2) + "\n").utf8), to: outDir + "/index.json")
+        try FileIO.writeAtomically(Array(try index.serialized().utf8), to: outDir + "/index.json")
         unlink(outDir + "/" + OutputFiles.journal)
-        let bytes = journal.shards.compactMap { $0["bytes"]?.intValue }.reduce(0, +)
+        let bytes = journal.shards.reduce(0) { $0 + $1.bytes }
         var summary = ConvertSummary(cases: journal.cases.count, skipped: journal.skipped.count, samples: journal.sampleCount,
                                      shards: journal.shards.count, bytes: bytes, indexPath: outDir + "/index.json",
                                      seconds: monotonicNow() - t0)
-        summary.croppedForeground = journal.cases.compactMap { c in
-            guard let id = c["id"]?.stringValue, let n = c["foreground_pixels_cropped"]?.intValue else { return nil }
-            return (id, n)
-        }
+        summary.croppedForeground = journal.cases.compactMap { c in c.foregroundPixelsCropped.map { (c.id, $0) } }
         return summary
     }
 
@@ -307,11 +304,10 @@ public final class ConvertRun {
                         mapDType: maps.dtype.safetensors, compactMaps: maps.storage == .compact)
     }
 
-    package func caseRecord(_ out: CaseOutput, first: Int) -> JSON {
+    package func caseRecord(_ out: CaseOutput, first: Int) -> ShardIndex.Case {
         var r = out.record
-        let fold = r.firstIndex { $0.0 == "fold" } ?? r.count
-        r.insert(("slice_range", .object([("first_sample", .int(first)), ("count", .int(out.slices.count))])), at: fold)
-        return .object(r)
+        r.sliceRange = ShardIndex.SliceRange(firstSample: first, count: out.slices.count)
+        return r
     }
 
     /// Identifies what a journal belongs to: resuming with other inputs or parameters is refused.
@@ -325,27 +321,25 @@ public final class ConvertRun {
     /// (manifest, medprep version, this part's cases). Writes nothing; anything else is an error.
     package func verifiedCompleteOutput(started t0: Double) throws -> ConvertSummary {
         let indexPath = outDir + "/index.json"
-        let index = try JSON.parse(String(decoding: try FileIO.readAll(indexPath), as: UTF8.self))
-        let ids = ((index["cases"]?.arrayValue ?? []) + (index["skipped_cases"]?.arrayValue ?? [])).compactMap { $0["id"]?.stringValue }
-        let part = index["part"].map { p in "\(p["index"]?.intValue ?? -1)/\(p["count"]?.intValue ?? -1)" }
-        var differences: [String] = []
-        if index["manifest_sha256"]?.stringValue != manifest.sha256 { differences.append("the manifest") }
-        if index["medprep_version"]?.stringValue != options.medprepVersion { differences.append("the medprep version") }
-        if Set(ids) != Set(cases.map(\.id)) { differences.append("the cases") }
-        if part != options.part.map({ "\($0.0)/\($0.1)" }) { differences.append("the part") }
-        guard differences.isEmpty else {
-            throw MedprepError(.mismatch, path: indexPath,
-                               "is a complete output of other inputs (\(differences.joined(separator: ", ")) differ); nothing was resumed (use --force to convert again).")
-        }
         let report = OutputVerifier.verify(outDir)
-        guard report.ok else {
+        guard report.ok, let index = try? IndexFile.read(path: indexPath) else {
             let shown = report.problems.prefix(3).map { "  \($0)" }.joined(separator: "\n")
             throw MedprepError(.mismatch, path: indexPath,
                                "this output is complete but does not verify (\(report.problems.count) problem(s)); nothing was resumed (use --force to convert again):\n" + shown)
         }
-        var summary = ConvertSummary(cases: index["cases"]?.arrayValue?.count ?? 0, skipped: index["skipped_cases"]?.arrayValue?.count ?? 0,
-                                     samples: index["sample_count"]?.intValue ?? 0, shards: report.checked.shards,
-                                     bytes: report.checked.bytes, indexPath: indexPath, seconds: monotonicNow() - t0)
+        let ids = index.cases.map(\.id) + index.skippedCases.map(\.id)
+        var differences: [String] = []
+        if index.manifestSHA256 != manifest.sha256 { differences.append("the manifest") }
+        if index.medprepVersion != options.medprepVersion { differences.append("the medprep version") }
+        if Set(ids) != Set(cases.map(\.id)) { differences.append("the cases") }
+        if index.part.map({ [$0.index, $0.count] }) != options.part.map({ [$0.0, $0.1] }) { differences.append("the part") }
+        guard differences.isEmpty else {
+            throw MedprepError(.mismatch, path: indexPath,
+                               "is a complete output of other inputs (\(differences.joined(separator: ", ")) differ); nothing was resumed (use --force to convert again).")
+        }
+        var summary = ConvertSummary(cases: index.cases.count, skipped: index.skippedCases.count, samples: index.sampleCount,
+                                     shards: report.checked.shards, bytes: report.checked.bytes, indexPath: indexPath,
+                                     seconds: monotonicNow() - t0)
         summary.alreadyComplete = true
         return summary
     }
@@ -384,88 +378,84 @@ public final class ConvertRun {
         return try pooled.map { try CTStatistics.compute(samples: $0) }
     }
 
-    package func makeIndex(journal: Journal, ctStatistics: [CTStatistics]?) -> JSON {
-        let classes: [JSON] = labels.classes.enumerated().map { i, c in
-            var o: [(String, JSON)] = [("index", .int(i)), ("name", .string(c.name))]
-            if let col = c.colour { o.append(("colours", .array([.ints(col)]))) } else { o.append(("source_values", .ints([c.value ?? i]))) }
-            if labels.ordinal { o.append(("ordinal_rank", .int(i))) }
-            return .object(o)
+    package func makeIndex(journal: Journal, ctStatistics: [CTStatistics]?) -> ShardIndex {
+        let classes = labels.classes.enumerated().map { i, c in
+            ShardIndex.Class(index: i, name: c.name, sourceValues: c.colour == nil ? [c.value ?? i] : nil,
+                             colours: c.colour.map { [$0] }, ordinalRank: labels.ordinal ? i : nil)
         }
-        var mapsJSON = manifest.canonicalJSON["maps"] ?? .null
-        if case .object(var fields) = mapsJSON {
-            fields.append(("rrw_from_sdf", .bool(manifest.maps.rrwDerivedFromSDF)))
-            mapsJSON = .object(fields)
+        let mode = manifest.intensity.mode
+        let statistics: String
+        switch mode {
+        case .zscore: statistics = "per case, all voxels"
+        case .zscoreNonzero: statistics = "per case and channel, the image's non-zero voxels; all voxels when a channel has none"
+        case .zscoreForeground: statistics = "per case, foreground (label > 0) voxels; all voxels when a case has none"
+        case .ct: statistics = "dataset foreground percentiles 0.5/99.5, mean, std (10000 samples per case)"
+        case .minmax: statistics = "per case min and max"
+        case .rgb01: statistics = "stored value / 255 (8-bit) or / 65535 (16-bit)"
+        case .none: statistics = "none"
         }
-        var norm: [(String, JSON)] = [("mode", .string(manifest.intensity.mode.rawValue))]
-        switch manifest.intensity.mode {
-        case .zscore: norm.append(("statistics", .string("per case, all voxels")))
-        case .zscoreNonzero: norm.append(("statistics", .string("per case and channel, the image's non-zero voxels; all voxels when a channel has none")))
-        case .zscoreForeground: norm.append(("statistics", .string("per case, foreground (label > 0) voxels; all voxels when a case has none")))
-        case .ct:
-            norm.append(("statistics", .string("dataset foreground percentiles 0.5/99.5, mean, std (10000 samples per case)")))
-            norm.append(("dataset", .array((ctStatistics ?? []).enumerated().map { ch, s in
-                .object([("channel", .int(ch)), ("lower", .number(s.lower)), ("upper", .number(s.upper)), ("mean", .number(s.mean)),
-                         ("std", .number(s.std)), ("samples", .int(s.count))])
-            })))
-        case .minmax: norm.append(("statistics", .string("per case min and max")))
-        case .rgb01: norm.append(("statistics", .string("stored value / 255 (8-bit) or / 65535 (16-bit)")))
-        case .none: norm.append(("statistics", .string("none")))
+        let dataset = mode != .ct ? nil : (ctStatistics ?? []).enumerated().map { ch, s in
+            ShardIndex.CTChannel(channel: ch, lower: s.lower, upper: s.upper, mean: s.mean, std: s.std, samples: s.count)
         }
-        norm.append(("pad_value", manifest.geometry.padValue.map(JSON.number) ?? .string("background: each channel's minimum over the case, after normalisation (cases[].pad_values)")))
-        norm.append(("cases", .array(journal.normalisation)))
-        var top: [(String, JSON)] = [
-            ("format", .string("medprep-index")), ("format_version", .int(1)), ("medprep_version", .string(options.medprepVersion)),
-            ("manifest_sha256", .string(manifest.sha256)), ("dataset", .object([("name", .string(manifest.name))])),
-            ("classes", .array(classes)), ("ordinal", .bool(labels.ordinal)),
-            ("parameters", manifest.canonicalJSON), ("normalisation", .object(norm)), ("maps", mapsJSON),
-            ("shards", .array(journal.shards)), ("cases", .array(journal.cases)), ("skipped_cases", .array(journal.skipped)),
-            ("sample_count", .int(journal.sampleCount)),
-            ("folds", .object([("k", .int(manifest.folds.k)), ("seed", .int(Int(manifest.folds.seed)))])),
-        ]
-        if let (i, n) = options.part { top.append(("part", .object([("index", .int(i)), ("count", .int(n))]))) }
-        return .object(top)
+        let pad = manifest.geometry.padValue.map(ShardIndex.PadValue.value)
+            ?? .rule("background: each channel's minimum over the case, after normalisation (cases[].pad_values)")
+        return ShardIndex(
+            medprepVersion: options.medprepVersion, manifestSHA256: manifest.sha256, dataset: .init(name: manifest.name),
+            classes: classes, ordinal: labels.ordinal, parameters: manifest.canonicalJSON,
+            normalisation: .init(mode: mode, statistics: statistics, dataset: dataset, padValue: pad, cases: journal.normalisation),
+            maps: ShardIndex.Maps(manifest.maps), shards: journal.shards, cases: journal.cases, skippedCases: journal.skipped,
+            sampleCount: journal.sampleCount, folds: .init(k: manifest.folds.k, seed: Int(manifest.folds.seed)),
+            part: options.part.map { ShardIndex.Part(index: $0.0, count: $0.1) })
     }
 }
 
 /// Progress written after every shard so an interrupted run can continue (--resume) and end with
 /// the same bytes. Lists finished shards (with sha256), finished cases and where to restart.
-package struct Journal: Sendable {
+package struct Journal: Codable, Sendable {
     package var fingerprint: String
-    package var shards: [JSON] = []
-    package var cases: [JSON] = []
-    package var normalisation: [JSON] = []
-    package var skipped: [JSON] = []
+    package var shards: [ShardIndex.Shard] = []
+    package var cases: [ShardIndex.Case] = []
+    package var normalisation: [ShardIndex.CaseNormalisation] = []
+    package var skipped: [ShardIndex.SkippedCase] = []
     package var sampleCount = 0
     /// Position (in this run's case list) of the first case not completely in written shards,
     /// and how many of its slices are.
     package var cursorCase = 0
     package var cursorSlice = 0
 
+    package enum CodingKeys: String, CodingKey, CaseIterable {
+        case fingerprint, shards, cases, normalisation, skipped, sampleCount = "sample_count"
+        case cursorCase = "cursor_case", cursorSlice = "cursor_slice"
+    }
+
+    package init(fingerprint: String) { self.fingerprint = fingerprint }
+
     package static func load(dir: String, fingerprint: String, resume: Bool) throws -> Journal {
         let path = dir + "/" + OutputFiles.journal
         guard resume, FileIO.exists(path) else { return Journal(fingerprint: fingerprint) }
-        let j = try JSON.parse(String(decoding: try FileIO.readAll(path), as: UTF8.self))
-        guard j["fingerprint"]?.stringValue == fingerprint else {
+        let out: Journal
+        do {
+            out = try JSONValueDecoder().decode(Journal.self, from: try JSON.parse(String(decoding: try FileIO.readAll(path), as: UTF8.self)))
+        } catch let e as MedprepError {
+            throw e
+        } catch {
+            throw MedprepError(.badHeader, path: path, "is not a medprep journal (\(error)); cannot resume (use --force to start over).")
+        }
+        guard out.fingerprint == fingerprint else {
             throw MedprepError(.mismatch, path: path, "was written for other inputs or parameters; resume with the same manifest and cases, or use --force.")
         }
-        var out = Journal(fingerprint: fingerprint)
-        out.shards = j["shards"]?.arrayValue ?? []
-        out.cases = j["cases"]?.arrayValue ?? []
-        out.normalisation = j["normalisation"]?.arrayValue ?? []
-        out.skipped = j["skipped"]?.arrayValue ?? []
-        out.sampleCount = j["sample_count"]?.intValue ?? 0
-        out.cursorCase = j["cursor_case"]?.intValue ?? 0
-        out.cursorSlice = j["cursor_slice"]?.intValue ?? 0
+        guard out.cursorCase >= 0, out.cursorSlice >= 0, out.sampleCount >= 0 else {
+            throw MedprepError(.badHeader, path: path, "has a negative cursor or sample count; cannot resume (use --force to start over).")
+        }
         // Every shard the journal lists must still be what was written.
         for s in out.shards {
-            guard let file = s["file"]?.stringValue, let sha = s["sha256"]?.stringValue else { continue }
             // A shard is a file of the output folder itself: a path elsewhere ('../x', '/dev/zero')
             // would make resume read (or hang on) a file that is not medprep's.
-            guard !file.isEmpty, !file.contains("/"), !file.hasPrefix(".") else {
-                throw MedprepError(.mismatch, path: path, "names shard file '\(file)', which is not a file of the output folder; cannot resume (use --force to start over).")
+            guard !s.file.isEmpty, !s.file.contains("/"), !s.file.hasPrefix(".") else {
+                throw MedprepError(.mismatch, path: path, "names shard file '\(s.file)', which is not a file of the output folder; cannot resume (use --force to start over).")
             }
-            let p = dir + "/" + file
-            guard FileIO.exists(p), SHA256.hex(try FileIO.readAll(p)) == sha else {
+            let p = dir + "/" + s.file
+            guard FileIO.exists(p), SHA256.hex(try FileIO.readAll(p)) == s.sha256 else {
                 throw MedprepError(.mismatch, path: p, "is missing or changed since it was written; cannot resume (use --force to start over).")
             }
         }
@@ -473,12 +463,7 @@ package struct Journal: Sendable {
     }
 
     package func save(dir: String) throws {
-        let j = JSON.object([
-            ("fingerprint", .string(fingerprint)), ("shards", .array(shards)), ("cases", .array(cases)),
-            ("normalisation", .array(normalisation)), ("skipped", .array(skipped)), ("sample_count", .int(sampleCount)),
-            ("cursor_case", .int(cursorCase)), ("cursor_slice", .int(cursorSlice)),
-        ])
-        try FileIO.writeAtomically(Array(j.serialized().utf8), to: dir + "/" + OutputFiles.journal)
+        try FileIO.writeAtomically(Array(try JSONValueEncoder().encode(self).serialized().utf8), to: dir + "/" + OutputFiles.journal)
     }
 }
 

@@ -104,6 +104,18 @@ extension JSON {
         return nil
     }
 
+    /// What kind of value this is, for messages: "a string", "an object", ...
+    public var kind: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int, .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     /// Integers, and whole numbers within Int's range; nil otherwise (never traps).
     public var intValue: Int? {

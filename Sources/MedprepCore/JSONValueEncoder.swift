@@ -72,6 +72,7 @@ private struct TreeEncoder: Encoder {
 /// Scalars as JSON; everything else through its own `encode(to:)`.
 private func encodeValue<T: Encodable>(_ value: T, into node: Node, codingPath: [CodingKey]) throws {
     switch value {
+    case let v as JSON: node.kind = .scalar(v)
     case let v as Bool: node.kind = .scalar(.bool(v))
     case let v as String: node.kind = .scalar(.string(v))
     case let v as Double: node.kind = .scalar(.number(v))

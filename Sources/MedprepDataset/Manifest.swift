@@ -51,6 +51,8 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     /// Parses manifest text; errors name the file and the key path with the expected form.
     public static func parse(_ text: String, path: String) throws -> Manifest {
+        // Text that is not YAML at all is reported by the decoder below.
+        if let root = try? Yams.compose(yaml: text) { try refuseBaseSixty(root, path: path) }
         do {
             return try YAMLDecoder().decode(Manifest.self, from: text)
         } catch DecodingError.dataCorrupted(let ctx) where ctx.underlyingError is ManifestKeyError {
@@ -63,6 +65,30 @@ public struct Manifest: Codable, Sendable, Equatable {
             throw MedprepError(.invalidArgument, path: path, e.message)
         } catch {
             throw MedprepError(.invalidArgument, path: path, "is not valid YAML or JSON: \(error)")
+        }
+    }
+
+    /// Yams decodes a plain scalar with a colon after digits into an integer as a YAML 1.1 base-60
+    /// number (`1:30` is 90) and traps when the arithmetic overflows (`seed: 1:1:1:1:1:1:1:1:1:1:1:1`,
+    /// found by fuzzing): such scalars are refused before anything is decoded. A value that is
+    /// text, not a number, can be quoted.
+    static func refuseBaseSixty(_ node: Node, path: String) throws {
+        switch node {
+        case .scalar(let s):
+            guard s.style == .plain || s.style == .any else { return }
+            let u = Array(s.string.utf8.drop { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") })
+            let digits = u.prefix { (48...57).contains($0) || $0 == UInt8(ascii: "_") }
+            guard !digits.isEmpty, digits.count < u.count, u[digits.count] == UInt8(ascii: ":") else { return }
+            let at = s.mark.map { " (line \($0.line), column \($0.column))" } ?? ""
+            let shown = s.string.count > 40 ? String(s.string.prefix(37)) + "..." : s.string
+            throw MedprepError(.invalidArgument, path: path,
+                               "value '\(shown)'\(at) is a YAML 1.1 base-60 number; medprep reads numbers in decimal only (quote the value if it is text).")
+        case .mapping(let m):
+            for (k, v) in m { try refuseBaseSixty(k, path: path); try refuseBaseSixty(v, path: path) }
+        case .sequence(let q):
+            for v in q { try refuseBaseSixty(v, path: path) }
+        default:
+            return
         }
     }
 

@@ -82,8 +82,16 @@ enum FuzzTargets {
         _ = try? ShardCheck.validate(file)
     }
 
+    /// Beyond "no crash": an index with the schema's structure decodes as a `ShardIndex` (the
+    /// typed index is never stricter than the schema verify checks), and it encodes back to
+    /// JSON that passes the schema and decodes to the same value.
     static func index(_ bytes: [UInt8]) {
-        _ = try? OutputIndex.read(path: file("index.json", bytes))
+        guard let parsed = try? IndexFile.parse(path: file("index.json", bytes)), IndexSchema.check(parsed.json).isEmpty else { return }
+        let typed: ShardIndex
+        do { typed = try ShardIndex(json: parsed.json) } catch { fail("a schema-valid index does not decode: \(error)"); return }
+        guard let again = try? typed.json else { fail("a decoded index does not encode"); return }
+        if let problem = IndexSchema.check(again).first { fail("a re-encoded index breaks the schema: \(problem)") }
+        if (try? ShardIndex(json: again)) != typed { fail("a re-encoded index decodes to another value") }
     }
 
     static func journal(_ bytes: [UInt8]) {

@@ -56,7 +56,9 @@ public enum IndexSchema {
         case constInt(Int)
         case oneOf([String])
         case integer(min: Int?, max: Int?)
-        case number(exclusiveMin: Double?)
+        /// `orNull`: JSON null too (a statistic of a channel with no finite voxel).
+        case number(exclusiveMin: Double?, orNull: Bool = false)
+        case numberOrString
         case boolean
     }
 
@@ -125,6 +127,33 @@ public enum IndexSchema {
             }
         })
 
+    package static let statistic = Rule.number(exclusiveMin: nil, orNull: true)
+    package static let number = Rule.number(exclusiveMin: nil, orNull: false)
+
+    package static let normalisationRule = Rule.object(
+        required: ["mode", "statistics", "cases"],
+        properties: [
+            ("mode", .oneOf(["zscore", "zscore-nonzero", "zscore-foreground", "ct", "minmax", "rgb-01", "none"])),
+            ("statistics", .string(min: 0, pattern: nil)),
+            ("dataset", .array(.object(required: ["channel", "lower", "upper", "mean", "std", "samples"],
+                                       properties: [("channel", count), ("lower", number), ("upper", number), ("mean", number),
+                                                    ("std", number), ("samples", count)],
+                                       closed: true, extra: nil), min: 0, max: nil, unique: false)),
+            ("pad_value", .numberOrString),
+            ("cases", .array(.object(
+                required: ["case_index", "channels"],
+                properties: [
+                    ("case_index", count),
+                    ("channels", .array(.object(required: ["channel"],
+                                                properties: [("channel", count), ("min", statistic), ("max", statistic), ("mean", statistic),
+                                                             ("std", statistic), ("foreground_only", .boolean), ("nonzero_only", .boolean)],
+                                                closed: true, extra: nil), min: 0, max: nil, unique: false)),
+                    ("pad_values", .array(number, min: 0, max: nil, unique: false)),
+                ],
+                closed: true, extra: nil), min: 0, max: nil, unique: false)),
+        ],
+        closed: true, extra: nil)
+
     public static let index = Rule.object(
         required: ["format", "format_version", "medprep_version", "manifest_sha256", "dataset", "classes", "ordinal",
                    "parameters", "normalisation", "maps", "shards", "cases", "skipped_cases", "sample_count", "folds"],
@@ -137,13 +166,13 @@ public enum IndexSchema {
             ("classes", .array(classRule, min: 1, max: nil, unique: false)),
             ("ordinal", .boolean),
             ("parameters", .anyObject),
-            ("normalisation", .anyObject),
+            ("normalisation", normalisationRule),
             ("maps", .object(
                 required: ["sdf", "rrw", "convention", "units", "scales"],
                 properties: [
-                    ("sdf", .boolean), ("rrw", .boolean), ("convention", .oneOf(["boundary", "plain", "itk"])),
-                    ("units", .oneOf(["px", "mm"])), ("scales", .array(.integer(min: 1, max: nil), min: 1, max: nil, unique: true)),
-                    ("storage", .oneOf(["online", "dense", "compact"])), ("dtype", .oneOf(["float32", "float16"])),
+                    ("convention", .oneOf(["boundary", "plain", "itk"])), ("dtype", .oneOf(["float32", "float16"])),
+                    ("rrw", .boolean), ("scales", .array(.integer(min: 1, max: nil), min: 1, max: nil, unique: true)),
+                    ("sdf", .boolean), ("storage", .oneOf(["online", "dense", "compact"])), ("units", .oneOf(["px", "mm"])),
                     ("rrw_from_sdf", .boolean),
                 ],
                 closed: true, extra: nil)),
@@ -229,23 +258,20 @@ public enum IndexSchema {
             guard let i = integer(v) else { return expected(what) }
             if let min, i < min { return expected(what) }
             if let max, i > max { return expected(what) }
-        case .number(let exclusiveMin):
-            let what = exclusiveMin.map { "a number > \(JSON.format($0))" } ?? "a number"
+        case .number(let exclusiveMin, let orNull):
+            if orNull && v == .null { return }
+            let what = (exclusiveMin.map { "a number > \(JSON.format($0))" } ?? "a number") + (orNull ? " or null" : "")
             guard let d = v.doubleValue, v.boolValue == nil else { return expected(what) }
             if let lo = exclusiveMin, !(d > lo) { expected(what) }
+        case .numberOrString:
+            guard v.doubleValue != nil || v.stringValue != nil else { return expected("a number or a string") }
         case .boolean:
             guard v.boolValue != nil else { return expected("true or false") }
         }
     }
 
     /// JSON Schema's integer: any number with no fraction (1.0 counts).
-    package static func integer(_ v: JSON) -> Int? {
-        switch v {
-        case .int(let i): return i
-        case .number(let d) where d == d.rounded() && abs(d) < 9.2e18: return Int(d)
-        default: return nil
-        }
-    }
+    package static func integer(_ v: JSON) -> Int? { v.intValue }
 
     /// `'value'` for scalars, the kind for containers.
     package static func show(_ v: JSON) -> String {
@@ -259,14 +285,5 @@ public enum IndexSchema {
         }
     }
 
-    package static func kind(_ v: JSON) -> String {
-        switch v {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .int, .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
+    package static func kind(_ v: JSON) -> String { v.kind }
 }

@@ -82,26 +82,23 @@ public struct OutputStatistics: Sendable {
             }
             throw MedprepError(.fileNotFound, path: loc.indexPath, "not found: '\(loc.directory)' is not a medprep convert output.")
         }
-        let index = try OutputIndex.read(path: loc.indexPath)
-        guard index.format == "medprep-index" else {
-            throw MedprepError(.mismatch, path: loc.indexPath, "format is '\(index.format ?? "")', expected 'medprep-index'.")
-        }
-        var s = OutputStatistics(output: loc.directory, sampleCount: index.sampleCount ?? 0)
-        s.dataset = index.datasetName
+        let index = try IndexFile.read(path: loc.indexPath)
+        var s = OutputStatistics(output: loc.directory, sampleCount: index.sampleCount)
+        s.dataset = index.dataset.name
         s.medprepVersion = index.medprepVersion
         s.ordinal = index.ordinal
-        s.foldsK = index.foldsK
-        s.foldsSeed = index.foldsSeed
-        s.mapsSDF = index.mapsSDF ?? false
-        s.mapsRRW = index.mapsRRW ?? false
-        s.mapsStorage = index.mapsStorage
-        s.mapScales = index.mapsScales ?? []
-        s.mapConvention = index.mapsConvention
-        s.mapUnits = index.mapsUnits
-        s.normalisationMode = index.normalisationMode
-        s.normalisationStatistics = index.normalisationStatistics
-        s.part = index.part
-        s.skipped = index.skippedCases
+        s.foldsK = index.folds.k
+        s.foldsSeed = index.folds.seed
+        s.mapsSDF = index.maps.sdf
+        s.mapsRRW = index.maps.rrw
+        s.mapsStorage = index.maps.effectiveStorage.rawValue
+        s.mapScales = index.maps.scales
+        s.mapConvention = index.maps.convention.rawValue
+        s.mapUnits = index.maps.units.rawValue
+        s.normalisationMode = index.normalisation.mode.rawValue
+        s.normalisationStatistics = index.normalisation.statistics
+        s.part = index.part.map { ($0.index, $0.count) }
+        s.skipped = index.skippedCases.map { ($0.id, $0.reason) }
 
         let classList = index.classes
         let k = classList.count
@@ -109,20 +106,19 @@ public struct OutputStatistics: Sendable {
         let caseList = index.cases
         var position: [Int: Int] = [:]
         for (i, c) in caseList.enumerated() {
-            let ci = c.caseIndex ?? i
+            let ci = c.caseIndex
             position[ci] = position[ci] ?? i
-            s.cases.append(CaseStat(caseIndex: ci, id: c.id ?? "?", slices: c.count ?? 0, firstSample: c.firstSample ?? 0,
-                                    fold: c.fold, sliceAxis: c.sliceAxis, dims: c.dims, spacing: c.spacing,
-                                    orientation: c.orientation, classSlices: [Int](repeating: 0, count: k)))
+            s.cases.append(CaseStat(caseIndex: ci, id: c.id, slices: c.sliceRange.count, firstSample: c.sliceRange.firstSample,
+                                    fold: c.fold, sliceAxis: c.sliceAxis.rawValue, dims: c.originalGeometry.dims,
+                                    spacing: c.originalGeometry.spacing, orientation: c.originalGeometry.orientation,
+                                    classSlices: [Int](repeating: 0, count: k)))
         }
 
         var pixels = [Int](repeating: 0, count: k + 1)
         var slices = [Int](repeating: 0, count: k)
         let shardList = index.shards
         for (n, entry) in shardList.enumerated() {
-            guard let file = entry.file, IndexSchema.Pattern.shardFile.matches(file) else {
-                throw MedprepError(.mismatch, path: loc.indexPath, "shards[\(n)].file '\(entry.file ?? "")' is not a shard file name.")
-            }
+            let file = entry.file  // a shard name of the folder: the schema's pattern
             let reader = try ShardTensorReader(path: loc.directory + "/" + file)
             let label = try reader.info("label")
             let image = try reader.info("image")
@@ -154,7 +150,7 @@ public struct OutputStatistics: Sendable {
         }
         let total = max(1, pixels.reduce(0, +))
         for (i, c) in classList.enumerated() {
-            s.classes.append(ClassStat(index: i, name: c.name ?? "class \(i)", pixels: pixels[i], share: Double(pixels[i]) / Double(total),
+            s.classes.append(ClassStat(index: i, name: c.name, pixels: pixels[i], share: Double(pixels[i]) / Double(total),
                                        slices: slices[i], cases: s.cases.filter { $0.classSlices[i] > 0 }.count))
         }
         if let kf = s.foldsK, kf >= 1, kf <= 10_000 {

@@ -95,7 +95,7 @@ public enum OutputVerifier {
         }
         if FileIO.exists(loc.indexPath) {
             _ = verifyIndex(dir: dir, report: &report, options: options)
-            if FileIO.exists(dir + "/parts"), (try? OutputIndex.read(path: loc.indexPath))?.shards.contains(where: { $0.file?.hasPrefix("parts/") == true }) != true {
+            if FileIO.exists(dir + "/parts"), (try? IndexFile.read(path: loc.indexPath))?.shards.contains(where: { $0.file.hasPrefix("parts/") }) != true {
                 report.notes.append("\(dir)/parts holds part outputs too; only the merged index.json and its shards were checked.")
             }
         } else {
@@ -183,15 +183,15 @@ public enum OutputVerifier {
     package struct Expect: Sendable {
         package var indexPath: String
         package var classCount: Int?
-        package var sdf: Bool?
-        package var rrw: Bool?
-        package var scales: [Int]?
-        package var storage: String
-        package var mapDType: String
+        package var sdf: Bool
+        package var rrw: Bool
+        package var scales: [Int]
+        package var storage: MapsSpec.Storage
+        package var mapDType: ShardLayout.ImageDType
         package var imageDType: String?
         package var labelDType: String?
         package var size: [Int]?
-        package var medprepVersion: String?
+        package var medprepVersion: String
     }
 
     /// Facts one shard contributes to the cross-file checks.
@@ -220,23 +220,35 @@ public enum OutputVerifier {
     /// when the index cannot be read).
     package static func verifyIndex(dir: String, report: inout VerifyReport, options: Options) -> PartInfo? {
         let indexPath = dir + "/index.json"
-        let index: OutputIndex
+        let parsed: IndexFile.Parsed
         do {
-            index = try OutputIndex.read(path: indexPath)
+            parsed = try IndexFile.parse(path: indexPath)
         } catch {
             report.problems.append(problem(error, indexPath))
             return nil
         }
         report.checked.indexes += 1
-        for k in index.duplicateKeys { report.add(indexPath, "the key '\(k)' appears twice (readers keep one of the values silently).") }
-        for m in IndexSchema.check(index.json) { report.add(indexPath, m) }
+        for k in parsed.duplicateKeys { report.add(indexPath, "the key '\(k)' appears twice (readers keep one of the values silently).") }
+        // The shards are checked against an index that has the schema's structure: every value
+        // the checks below compare with is then there and of its type.
+        let schemaProblems = IndexSchema.check(parsed.json)
+        for m in schemaProblems { report.add(indexPath, m) }
+        let index: ShardIndex
+        do {
+            guard schemaProblems.isEmpty else { throw MedprepError(.badHeader, path: indexPath, "") }
+            index = try ShardIndex(json: parsed.json)
+        } catch {
+            if schemaProblems.isEmpty { report.add(indexPath, "does not decode as an index: \(error).") }
+            report.notes.append("\(indexPath): the shards it lists were not checked; fix index.json's structure first.")
+            return nil
+        }
 
         let classes = index.classes
         report.checked.classes = max(report.checked.classes, classes.count)
-        for (i, c) in classes.enumerated() where c.index != nil && c.index != i {
-            report.add(indexPath, "classes[\(i)].index is '\(c.index!)', expected \(i) (its position).")
+        for (i, c) in classes.enumerated() where c.index != i {
+            report.add(indexPath, "classes[\(i)].index is '\(c.index)', expected \(i) (its position).")
         }
-        let part = index.part
+        let part = index.part.map { (index: $0.index, count: $0.count) }
         if let p = part, let name = OutputLocation.partName((dir as NSString).lastPathComponent),
            name.index != p.index || name.count != p.count {
             report.add(indexPath, "part is \(p.index) of \(p.count) but the folder is named '\((dir as NSString).lastPathComponent)'.")
@@ -245,14 +257,14 @@ public enum OutputVerifier {
         // Shards, concurrently; results in shard order.
         let shards = index.shards
         let expect = Expect(indexPath: indexPath, classCount: classes.isEmpty ? nil : classes.count,
-                            sdf: index.storedSDF, rrw: index.storedRRW, scales: index.mapsScales.map { Array(Set($0)).sorted() },
-                            storage: index.mapsStorage, mapDType: index.mapsDType,
+                            sdf: index.maps.storedSDF, rrw: index.maps.storedRRW, scales: Array(Set(index.maps.scales)).sorted(),
+                            storage: index.maps.effectiveStorage, mapDType: index.maps.effectiveDType,
                             imageDType: index.imageDType, labelDType: index.labelDType, size: index.sliceSize,
                             medprepVersion: index.medprepVersion)
         var localIndex: [Int] = []
         var perFolder: [String: Int] = [:]
         for s in shards {
-            let folder = (s.file ?? "").split(separator: "/").dropLast().joined(separator: "/")
+            let folder = s.file.split(separator: "/").dropLast().joined(separator: "/")
             localIndex.append(perFolder[folder, default: 0])
             perFolder[folder, default: 0] += 1
         }
@@ -264,7 +276,7 @@ public enum OutputVerifier {
             let localIndex = localIndex
             parallelFor(shards.count, threads: max(1, options.jobs)) { k in
                 out.value[k] = checkShard(dir: dir, position: k, localIndex: localIndex[k], entry: shards[k], expect: expect)
-                onShard?(done.increment(), shards.count, shards[k].file ?? "?")
+                onShard?(done.increment(), shards.count, shards[k].file)
             }
         }
         report.checked.shards += shards.count
@@ -276,8 +288,8 @@ public enum OutputVerifier {
             if let l = f.layout {
                 if let (k0, l0) = firstLayout {
                     if (l.channels, l.height, l.width) != (l0.channels, l0.height, l0.width) {
-                        report.add(dir + "/" + (shards[k].file ?? "?"),
-                                   "holds \(l.channels)x\(l.height)x\(l.width) samples but \(shards[k0].file ?? "?") holds \(l0.channels)x\(l0.height)x\(l0.width) (C x H x W).")
+                        report.add(dir + "/" + shards[k].file,
+                                   "holds \(l.channels)x\(l.height)x\(l.width) samples but \(shards[k0].file) holds \(l0.channels)x\(l0.height)x\(l0.width) (C x H x W).")
                     }
                 } else {
                     firstLayout = (k, l)
@@ -287,31 +299,32 @@ public enum OutputVerifier {
 
         // The shards tile 0 ..< sample_count in order.
         let sampleCount = index.sampleCount
-        var cursor: Int? = 0
+        var cursor = 0
         for (k, s) in shards.enumerated() {
-            guard let first = s.firstSample, let n = s.sampleCount else { cursor = nil; continue }
-            if let c = cursor, first != c {
+            let (first, n) = (s.firstSample, s.sampleCount)
+            if first != cursor {
                 report.add(indexPath, k == 0 ? "shards[0].first_sample is '\(first)', expected 0."
-                                             : "shards[\(k)].first_sample is '\(first)', expected \(c) (where shards[\(k - 1)] ends).")
+                                             : "shards[\(k)].first_sample is '\(first)', expected \(cursor) (where shards[\(k - 1)] ends).")
             }
             cursor = sat(first, n)
         }
-        if let c = cursor, let total = sampleCount, c != total {
-            report.add(indexPath, "sample_count is '\(total)' but the shards hold \(c) samples (the sum of shards[].sample_count).")
+        if cursor != sampleCount {
+            report.add(indexPath, "sample_count is '\(sampleCount)' but the shards hold \(cursor) samples (the sum of shards[].sample_count).")
         }
-        report.checked.samples += sampleCount ?? 0
+        report.checked.samples += sampleCount
 
         // Per-sample vectors placed at their global sample numbers; only samples actually read
         // are placed, so an absurd count in an edited index allocates nothing.
         let unknown = Int32.min
         let readRows = facts.reduce(0) { sat($0, $1.rows) }
-        let limit = max(0, min(sampleCount ?? readRows, readRows))
+        let limit = max(0, min(sampleCount, readRows))
         var gCase = [Int32](repeating: unknown, count: limit)
         var gSlice = [Int32](repeating: 0, count: limit)
         var gCount = [Int32](repeating: 0, count: limit)
         var shardOf = [Int32](repeating: -1, count: limit)
         for (k, f) in facts.enumerated() {
-            guard let first = shards[k].firstSample, first >= 0, first < limit else { continue }
+            let first = shards[k].firstSample
+            guard first >= 0, first < limit else { continue }
             for r in 0..<min(f.rows, limit - first) {
                 gCase[first + r] = f.caseIndex[r]
                 gSlice[first + r] = f.sliceIndex[r]
@@ -321,8 +334,8 @@ public enum OutputVerifier {
         }
         func where_(_ j: Int) -> (file: String, text: String) {
             let k = Int(shardOf[j])
-            guard k >= 0, let file = shards[k].file else { return (indexPath, "sample \(j)") }
-            return (dir + "/" + file, "sample \(j) (row \(j - (shards[k].firstSample ?? 0)))")
+            guard k >= 0 else { return (indexPath, "sample \(j)") }
+            return (dir + "/" + shards[k].file, "sample \(j) (row \(j - shards[k].firstSample))")
         }
 
         // Cases.
@@ -332,8 +345,9 @@ public enum OutputVerifier {
         var idSeen: [String: Int] = [:]
         var previousIndex: Int?
         for (i, c) in cases.enumerated() {
-            let label = "cases[\(i)]" + (c.id.map { " ('\($0)')" } ?? "")
-            if let ci = c.caseIndex {
+            let label = "cases[\(i)] ('\(c.id)')"
+            do {
+                let ci = c.caseIndex
                 // case_index is the position in the whole sorted dataset: parts and skipped
                 // cases leave gaps, but the order is always increasing.
                 if let p = previousIndex, ci <= p {
@@ -346,37 +360,36 @@ public enum OutputVerifier {
                 }
                 previousIndex = ci
             }
-            if let id = c.id {
-                if let other = idSeen[id] { report.add(indexPath, "\(label).id is also cases[\(other)]'s.") } else { idSeen[id] = i }
-            }
-            if let fold = c.fold, let k = index.foldsK, k >= 1, fold >= k {
-                report.add(indexPath, "\(label).fold is '\(fold)', expected 0..<\(k) (folds.k).")
+            if let other = idSeen[c.id] { report.add(indexPath, "\(label).id is also cases[\(other)]'s.") } else { idSeen[c.id] = i }
+            if c.fold >= index.folds.k {
+                report.add(indexPath, "\(label).fold is '\(c.fold)', expected 0..<\(index.folds.k) (folds.k).")
             }
         }
 
         // The cases' slice ranges tile 0 ..< sample_count in order.
-        var caseCursor: Int? = 0
+        var caseCursor = 0
         for (i, c) in cases.enumerated() {
-            guard let f = c.firstSample, let n = c.count else { caseCursor = nil; continue }
-            let label = "cases[\(i)]" + (c.id.map { " ('\($0)')" } ?? "")
-            if let cc = caseCursor, f != cc {
+            let (f, n) = (c.sliceRange.firstSample, c.sliceRange.count)
+            let label = "cases[\(i)] ('\(c.id)')"
+            if f != caseCursor {
                 report.add(indexPath, i == 0 ? "\(label).slice_range.first_sample is '\(f)', expected 0."
-                                             : "\(label).slice_range.first_sample is '\(f)', expected \(cc) (where the previous case's slices end).")
+                                             : "\(label).slice_range.first_sample is '\(f)', expected \(caseCursor) (where the previous case's slices end).")
             }
             caseCursor = sat(f, n)
-            if let total = sampleCount, f >= 0, n >= 0, sat(f, n) > total {
-                report.add(indexPath, "\(label).slice_range \(f)..<\(sat(f, n)) runs past sample_count \(total).")
+            if f >= 0, n >= 0, sat(f, n) > sampleCount {
+                report.add(indexPath, "\(label).slice_range \(f)..<\(sat(f, n)) runs past sample_count \(sampleCount).")
             }
         }
-        if let cc = caseCursor, let total = sampleCount, cc != total, !cases.isEmpty {
-            report.add(indexPath, "the cases' slice ranges end at sample \(cc) but sample_count is '\(total)'.")
+        if caseCursor != sampleCount, !cases.isEmpty {
+            report.add(indexPath, "the cases' slice ranges end at sample \(caseCursor) but sample_count is '\(sampleCount)'.")
         }
 
         // Over each case's range: the shards say this case, slices 0 ..< count in order.
         var flagged = [Bool](repeating: false, count: limit)
         for (i, c) in cases.enumerated() {
-            guard let ci = c.caseIndex, let f = c.firstSample, let n = c.count, f >= 0, n >= 1, f < limit else { continue }
-            let label = "case '\(c.id ?? "?")' (cases[\(i)], case_index \(ci))"
+            let (ci, f, n) = (c.caseIndex, c.sliceRange.firstSample, c.sliceRange.count)
+            guard f >= 0, n >= 1, f < limit else { continue }
+            let label = "case '\(c.id)' (cases[\(i)], case_index \(ci))"
             var bad = 0
             var firstBad: (Int, String)?
             for j in f..<min(sat(f, n), limit) where gCase[j] != unknown {
@@ -403,7 +416,7 @@ public enum OutputVerifier {
         var orphans: [Int32: (count: Int, first: Int)] = [:]
         for j in 0..<limit where gCase[j] != unknown && !flagged[j] {
             let ci = Int(gCase[j])
-            if let i = caseByIndex[ci], let f = cases[i].firstSample, let n = cases[i].count, j >= f, j < sat(f, n) { continue }
+            if let i = caseByIndex[ci], case let r = cases[i].sliceRange, j >= r.firstSample, j < sat(r.firstSample, r.count) { continue }
             orphans[gCase[j], default: (0, j)].count += 1
         }
         for (ci, o) in orphans.sorted(by: { $0.value.first < $1.value.first }) {
@@ -411,27 +424,28 @@ public enum OutputVerifier {
             let more = o.count > 1 ? " (\(o.count) samples)" : ""
             if let i = caseByIndex[Int(ci)] {
                 let c = cases[i]
-                let range = c.firstSample.map { f in c.count.map { "\(f)..<\(sat(f, $0))" } ?? "?" } ?? "?"
-                report.add(w.file, "\(w.text) has case_index \(ci) (case '\(c.id ?? "?")') but lies outside that case's slice_range \(range)\(more).")
+                let range = "\(c.sliceRange.firstSample)..<\(sat(c.sliceRange.firstSample, c.sliceRange.count))"
+                report.add(w.file, "\(w.text) has case_index \(ci) (case '\(c.id)') but lies outside that case's slice_range \(range)\(more).")
             } else {
                 report.add(w.file, "\(w.text) has case_index \(ci), which no case in index.json has\(more).")
             }
         }
 
         // Folds: the seeded assignment (a note when they differ; manifests may one day set folds).
-        if part == nil, let k = index.foldsK, k >= 1, let seed = index.foldsSeed, seed >= 0 {
-            let ids = cases.compactMap(\.id) + index.skippedCases.map(\.id)
-            if ids.count == cases.count + index.skippedCases.count, Set(ids).count == ids.count {
+        if part == nil {
+            let (k, seed) = (index.folds.k, index.folds.seed)
+            let ids = cases.map(\.id) + index.skippedCases.map(\.id)
+            if Set(ids).count == ids.count {
                 let assigned = Folds.assign(ids: ids, k: k, seed: UInt64(seed))
-                let differ = cases.filter { c in c.id.map { assigned[$0] != c.fold } ?? false }
+                let differ = cases.filter { assigned[$0.id] != $0.fold }
                 if let c = differ.first {
-                    report.notes.append("\(indexPath): \(differ.count == 1 ? "1 case's fold differs" : "\(differ.count) cases' folds differ") from the seeded assignment (k \(k), seed \(seed)), e.g. case '\(c.id!)' has fold \(c.fold.map(String.init) ?? "?"), the assignment gives \(assigned[c.id!]!).")
+                    report.notes.append("\(indexPath): \(differ.count == 1 ? "1 case's fold differs" : "\(differ.count) cases' folds differ") from the seeded assignment (k \(k), seed \(seed)), e.g. case '\(c.id)' has fold \(c.fold), the assignment gives \(assigned[c.id]!).")
                 }
             }
         }
 
         // Nothing else in the folder that looks like ours.
-        let listed = Set(shards.compactMap(\.file))
+        let listed = Set(shards.map(\.file))
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
         for name in names {
             if name.hasPrefix("shard-") && name.hasSuffix(".safetensors") && !listed.contains(name) {
@@ -442,7 +456,7 @@ public enum OutputVerifier {
                 report.add(dir + "/" + name, "is a temporary file left by an interrupted write.")
             }
         }
-        return PartInfo(dir: dir, part: part, caseIndices: cases.compactMap(\.caseIndex), ids: cases.compactMap(\.id))
+        return PartInfo(dir: dir, part: part, caseIndices: cases.map(\.caseIndex), ids: cases.map(\.id))
     }
 
     // MARK: - One shard
@@ -450,10 +464,11 @@ public enum OutputVerifier {
     /// `position` is the shard's place in index.json `shards`; `localIndex` the `shard_index` its
     /// metadata must hold: the same, except in a merged index, where each part's shards keep
     /// their numbering from 0.
-    package static func checkShard(dir: String, position k: Int, localIndex: Int, entry: OutputIndex.Shard, expect: Expect) -> ShardFacts {
+    package static func checkShard(dir: String, position k: Int, localIndex: Int, entry: ShardIndex.Shard, expect: Expect) -> ShardFacts {
         var f = ShardFacts()
         // A file name that is not a plain name in the folder was reported by the schema check.
-        guard let name = entry.file, IndexSchema.Pattern.shardFile.matches(name) else { return f }
+        let name = entry.file
+        guard IndexSchema.Pattern.shardFile.matches(name) else { return f }
         let path = dir + "/" + name
         func add(_ message: String) { f.problems.append(VerifyProblem(file: path, message: message)) }
         let bytes: [UInt8]
@@ -464,14 +479,14 @@ public enum OutputVerifier {
             return f
         }
         f.hashedBytes = bytes.count
-        if let want = entry.bytes, want != bytes.count {
-            add("is \(bytes.count) bytes, index.json shards[\(k)].bytes says '\(want)'.")
+        if entry.bytes != bytes.count {
+            add("is \(bytes.count) bytes, index.json shards[\(k)].bytes says '\(entry.bytes)'.")
         }
         var hasher = SHA256()
         bytes.withUnsafeBytes { hasher.update($0) }
         let sha = hasher.finalizeHex()
-        if let want = entry.sha256, want != sha {
-            add("sha256 is '\(sha)', index.json shards[\(k)].sha256 says '\(want)'.")
+        if entry.sha256 != sha {
+            add("sha256 is '\(sha)', index.json shards[\(k)].sha256 says '\(entry.sha256)'.")
         }
         let file: SafetensorsFile
         let summary: ShardCheck.Summary
@@ -487,33 +502,32 @@ public enum OutputVerifier {
         if summary.shardIndex != localIndex {
             add("__metadata__ shard_index is '\(summary.shardIndex)', expected \(localIndex) (its position in index.json shards\(localIndex == k ? "" : " among its part's shards")).")
         }
-        if let n = entry.sampleCount, n != summary.sampleCount {
-            add("holds \(summary.sampleCount) samples (__metadata__ sample_count), index.json shards[\(k)].sample_count says '\(n)'.")
+        if entry.sampleCount != summary.sampleCount {
+            add("holds \(summary.sampleCount) samples (__metadata__ sample_count), index.json shards[\(k)].sample_count says '\(entry.sampleCount)'.")
         }
-        if let v = expect.medprepVersion, v != summary.medprepVersion {
-            add("__metadata__ medprep_version is '\(summary.medprepVersion)', index.json's is '\(v)'.")
+        if expect.medprepVersion != summary.medprepVersion {
+            add("__metadata__ medprep_version is '\(summary.medprepVersion)', index.json's is '\(expect.medprepVersion)'.")
         }
         if let kc = expect.classCount, kc != l.classCount {
             add("has K = \(l.classCount) classes (class_presence, maps), index.json classes lists \(kc).")
         }
         // What index.json says is stored must be there, and nothing else: an online index has no
         // map tensors, compact RRW derived from the SDF is not stored.
-        let storageNote = expect.storage == "dense" ? "" : " (maps.storage '\(expect.storage)')"
-        if let sdf = expect.sdf, sdf != l.sdf {
-            add(sdf ? "has no 'sdf' tensor but index.json maps.sdf is true\(storageNote)." : "has 'sdf' tensors but index.json says none are stored\(storageNote).")
+        let storageNote = expect.storage == .dense ? "" : " (maps.storage '\(expect.storage.rawValue)')"
+        if expect.sdf != l.sdf {
+            add(expect.sdf ? "has no 'sdf' tensor but index.json maps.sdf is true\(storageNote)." : "has 'sdf' tensors but index.json says none are stored\(storageNote).")
         }
-        if let rrw = expect.rrw, rrw != l.rrw {
-            add(rrw ? "has no 'rrw' tensor but index.json maps.rrw is true\(storageNote)." : "has 'rrw' tensors but index.json says none are stored\(storageNote).")
+        if expect.rrw != l.rrw {
+            add(expect.rrw ? "has no 'rrw' tensor but index.json maps.rrw is true\(storageNote)." : "has 'rrw' tensors but index.json says none are stored\(storageNote).")
         }
         if l.sdf || l.rrw {
-            if (expect.storage == "compact") != l.compactMaps {
-                add("holds \(l.compactMaps ? "compact [P, h, w]" : "dense [N, K, h, w]") map tensors, index.json maps.storage is '\(expect.storage)'.")
+            if (expect.storage == .compact) != l.compactMaps {
+                add("holds \(l.compactMaps ? "compact [P, h, w]" : "dense [N, K, h, w]") map tensors, index.json maps.storage is '\(expect.storage.rawValue)'.")
             }
-            let want: SafetensorsDType = expect.mapDType == "float16" ? .F16 : .F32
-            if want != l.mapDType { add("map tensors are \(l.mapDType.rawValue), index.json maps.dtype is '\(expect.mapDType)'.") }
+            if expect.mapDType.safetensors != l.mapDType { add("map tensors are \(l.mapDType.rawValue), index.json maps.dtype is '\(expect.mapDType.rawValue)'.") }
         }
-        if let scales = expect.scales, l.sdf || l.rrw, scales != l.mapScales {
-            add("has maps at scales \(l.mapScales), index.json maps.scales says \(scales).")
+        if l.sdf || l.rrw, expect.scales != l.mapScales {
+            add("has maps at scales \(l.mapScales), index.json maps.scales says \(expect.scales).")
         }
         if let d = expect.imageDType, let want = ShardLayout.ImageDType(rawValue: d), want != l.imageDType {
             add("tensor 'image' is \(l.imageDType.safetensors.rawValue), index.json parameters.dtypes.image is '\(d)'.")

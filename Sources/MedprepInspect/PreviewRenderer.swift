@@ -88,7 +88,7 @@ public enum PreviewRenderer {
 
     public static func render(output: String, to dir: String, options: Options = .init()) throws -> Result {
         let loc = OutputLocation(output)
-        let index = try OutputIndex.read(path: loc.indexPath)
+        let index = try IndexFile.read(path: loc.indexPath)
         let classes = index.classes
         let k = classes.count
         guard k >= 1 else { throw MedprepError(.mismatch, path: loc.indexPath, "lists no classes.") }
@@ -97,10 +97,7 @@ public enum PreviewRenderer {
         var readers: [Int: ShardTensorReader] = [:]
         func reader(_ n: Int) throws -> ShardTensorReader {
             if let r = readers[n] { return r }
-            guard let file = shards[n].file, IndexSchema.Pattern.shardFile.matches(file) else {
-                throw MedprepError(.mismatch, path: loc.indexPath, "shards[\(n)].file '\(shards[n].file ?? "")' is not a shard file name.")
-            }
-            let r = try ShardTensorReader(path: loc.directory + "/" + file)
+            let r = try ShardTensorReader(path: loc.directory + "/" + shards[n].file)
             readers = [n: r]  // one open shard at a time
             return r
         }
@@ -113,16 +110,15 @@ public enum PreviewRenderer {
         // Maps: computed from each shown slice's label with the kernel convert and the trainer
         // use (SliceMapKernel), whatever the storage mode, so the sheet shows exactly the maps a
         // training sample gets; at full resolution.
-        let mapClass: Int? = (index.mapsSDF == true || index.mapsRRW == true) ? (k > 1 ? 1 : 0) : nil
-        let kernel = SliceMapKernel(classCount: k,
-                                    convention: index.mapsSDF == true ? SDFConvention(rawValue: index.mapsConvention ?? "boundary") ?? .boundary : nil,
-                                    rrw: index.mapsRRW == true, units: index.mapsUnits == "mm" ? .mm : .px)
+        let maps = index.maps
+        let mapClass: Int? = (maps.sdf || maps.rrw) ? (k > 1 ? 1 : 0) : nil
+        let kernel = SliceMapKernel(classCount: k, convention: maps.sdf ? maps.convention : nil, rrw: maps.rrw, units: maps.units)
         let mapScale = 1
         let (mh, mw) = (h, w)
 
         func locate(_ j: Int) -> (shard: Int, row: Int)? {
             for (n, s) in shards.enumerated() {
-                if let f = s.firstSample, let cnt = s.sampleCount, j >= f, j - f < cnt { return (n, j - f) }
+                if j >= s.firstSample, j - s.firstSample < s.sampleCount { return (n, j - s.firstSample) }
             }
             return nil
         }
@@ -131,9 +127,9 @@ public enum PreviewRenderer {
         var sheets: [Sheet] = []
         let (dh, dw) = displaySize(height: h, width: w)
         for (pos, cs) in index.cases.enumerated().prefix(max(0, options.maxCases)) {
-            guard let f = cs.firstSample, let n = cs.count, n >= 1 else { continue }
-            let ci = cs.caseIndex ?? pos
-            let id = cs.id ?? "case\(ci)"
+            let (f, n) = (cs.sliceRange.firstSample, cs.sliceRange.count)
+            guard n >= 1 else { continue }
+            let (ci, id) = (cs.caseIndex, cs.id)
             let chosen = evenlySpaced(count: n, max: options.slicesPerCase)
             var data: [SliceData] = []
             for s in chosen {
@@ -149,7 +145,7 @@ public enum PreviewRenderer {
                 if let mc = mapClass {
                     let plane = h * w
                     var sdf = [Float](repeating: 0, count: k * plane), rrw = [Float](repeating: 0, count: k * plane)
-                    let spacing: [Double] = cs.sliceSpacing.map { rc in [rc[1], rc[0]] } ?? [1, 1]
+                    let spacing: [Double] = cs.sliceSpacingMM.map { rc in [rc[1], rc[0]] } ?? [1, 1]
                     try sdf.withUnsafeMutableBufferPointer { sp in
                         try rrw.withUnsafeMutableBufferPointer { rp in
                             try kernel.fill(labels: d.label.map { UInt16(clamping: $0) }, height: h, width: w, spacing: spacing,
@@ -163,20 +159,20 @@ public enum PreviewRenderer {
                 data.append(d)
             }
             let base = "case-\(String(format: "%04d", ci))-\(safeName(id))"
-            let title = "\(index.datasetName ?? "medprep") / \(id)  (case \(ci), fold \(cs.fold.map(String.init) ?? "?"))"
+            let title = "\(index.dataset.name) / \(id)  (case \(ci), fold \(cs.fold))"
             let geometry = SliceDrawing.Geometry(c: c, h: h, w: w, dh: dh, dw: dw, mh: mh, mw: mw, columns: options.columns)
-            let labels = labelSheet(data, title: title, sliceCount: n, axis: cs.sliceAxis, classes: classes.map { $0.name ?? "?" }, g: geometry)
+            let labels = labelSheet(data, title: title, sliceCount: n, axis: cs.sliceAxis.rawValue, classes: classes.map(\.name), g: geometry)
             try labels.writePNG(to: dir + "/" + base + "-labels.png")
             sheets.append(Sheet(caseIndex: ci, caseID: id, kind: "labels", file: base + "-labels.png", width: labels.width, height: labels.height, slices: chosen))
             if let mc = mapClass {
-                let maps = mapSheet(data, title: title, sliceCount: n, axis: cs.sliceAxis, mapClass: mc, className: classes[mc].name ?? "?",
-                                    units: index.mapsUnits ?? "px", scale: mapScale, g: geometry)
-                try maps.writePNG(to: dir + "/" + base + "-maps.png")
-                sheets.append(Sheet(caseIndex: ci, caseID: id, kind: "maps", file: base + "-maps.png", width: maps.width, height: maps.height, slices: chosen))
+                let sheet = mapSheet(data, title: title, sliceCount: n, axis: cs.sliceAxis.rawValue, mapClass: mc, className: classes[mc].name,
+                                     units: maps.units.rawValue, scale: mapScale, g: geometry)
+                try sheet.writePNG(to: dir + "/" + base + "-maps.png")
+                sheets.append(Sheet(caseIndex: ci, caseID: id, kind: "maps", file: base + "-maps.png", width: sheet.width, height: sheet.height, slices: chosen))
             }
         }
-        let html = indexHTML(dataset: index.datasetName ?? loc.directory, output: loc.directory, sheets: sheets, cases: index.cases.count,
-                             mapClass: mapClass.map { ($0, classes[$0].name ?? "?") }, units: index.mapsUnits ?? "px", scale: mapScale)
+        let html = indexHTML(dataset: index.dataset.name, output: loc.directory, sheets: sheets, cases: index.cases.count,
+                             mapClass: mapClass.map { ($0, classes[$0].name) }, units: maps.units.rawValue, scale: mapScale)
         try FileIO.writeAtomically(Array(html.utf8), to: dir + "/index.html")
         return Result(directory: dir, sheets: sheets, indexFile: dir + "/index.html", mapClass: mapClass)
     }

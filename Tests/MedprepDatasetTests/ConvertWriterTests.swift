@@ -54,14 +54,51 @@ import Testing
     @Test(arguments: ["../outside.safetensors", "/dev/zero", ".hidden", "sub/shard-00000.safetensors"])
     func shardPathsOutsideTheFolderAreRefused(_ file: String) throws {
         let dir = InspectFixture.tempDir("journal-path")
-        let journal = JSON.object([("fingerprint", .string("fp")),
-                                   ("shards", .array([.object([("file", .string(file)), ("sha256", .string(String(repeating: "0", count: 64)))])]))])
-        try FileIO.writeAtomically(Array(journal.serialized().utf8), to: dir + "/" + OutputFiles.journal)
+        var journal = Journal(fingerprint: "fp")
+        journal.shards = [ShardRecord(file: file, sha256: String(repeating: "0", count: 64), bytes: 100, sampleCount: 1, firstSample: 0)]
+        journal.sampleCount = 1
+        try journal.save(dir: dir)
         do {
             _ = try Journal.load(dir: dir, fingerprint: "fp", resume: true)
             Issue.record("journal naming '\(file)' was accepted")
         } catch let e as MedprepError {
             #expect(e.code == .mismatch && e.message.contains("not a file of the output folder"), "\(e)")
         }
+    }
+}
+
+/// A journal that is not one (edited, truncated, from another tool) is refused with a message
+/// naming the file and the member at fault; nothing is resumed from it.
+@Suite struct JournalDecodingTests {
+    @Test(arguments: [
+        (#"{"fingerprint": "fp"}"#, "has no 'shards'"),
+        (#"{"fingerprint": "fp", "shards": [], "cases": [], "normalisation": [], "skipped": [], "sample_count": 1.5, "cursor_case": 0, "cursor_slice": 0}"#,
+         "sample_count: expected an integer"),
+        (#"{"fingerprint": "fp", "shards": [{"file": "shard-00000.safetensors"}], "cases": [], "normalisation": [], "skipped": [], "sample_count": 0, "cursor_case": 0, "cursor_slice": 0}"#,
+         "shards[0]: has no 'sha256'"),
+        (#"{"fingerprint": "fp", "shards": [], "cases": [], "normalisation": [], "skipped": [], "sample_count": 0, "cursor_case": -1, "cursor_slice": 0}"#,
+         "negative cursor"),
+        (#"[]"#, "expected an object"),
+    ])
+    func badJournalsAreRefused(text: String, fragment: String) throws {
+        let dir = InspectFixture.tempDir("journal-bad")
+        try FileIO.writeAtomically(Array(text.utf8), to: dir + "/" + OutputFiles.journal)
+        do {
+            _ = try Journal.load(dir: dir, fingerprint: "fp", resume: true)
+            Issue.record("journal \(text) was accepted")
+        } catch let e as MedprepError {
+            #expect(e.path == dir + "/" + OutputFiles.journal && e.message.contains(fragment), "\(e)")
+        }
+    }
+
+    @Test func aSavedJournalLoadsAsItWas() throws {
+        let dir = InspectFixture.tempDir("journal-roundtrip")
+        var j = Journal(fingerprint: "fp")
+        j.skipped = [ShardIndex.SkippedCase(id: "a", reason: "unreadable")]
+        j.normalisation = [ShardIndex.CaseNormalisation(caseIndex: 0, channels: [.init(channel: 0, mean: 1, std: 2, foregroundOnly: true)], padValues: [-1])]
+        j.cursorCase = 1
+        try j.save(dir: dir)
+        let back = try Journal.load(dir: dir, fingerprint: "fp", resume: true)
+        #expect(back.skipped == j.skipped && back.normalisation == j.normalisation && back.cursorCase == 1 && back.shards.isEmpty)
     }
 }

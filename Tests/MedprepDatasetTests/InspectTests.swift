@@ -45,15 +45,15 @@ func sameTriple<A: Equatable, B: Equatable, C: Equatable>(_ x: (A, B, C), _ y: (
     @Test func statisticsOfVolumes() throws {
         let out = try fx.out3D
         let s = try OutputStatistics.compute(out)
-        let index = try OutputIndex.read(path: out + "/index.json")
+        let index = try IndexFile.read(path: out + "/index.json")
         #expect(s.dataset == "synth3d" && s.ordinal == true)
-        #expect(s.cases.map(\.slices) == index.cases.map { $0.count! })
+        #expect(s.cases.map(\.slices) == index.cases.map { $0.sliceRange.count })
         #expect(s.cases.map(\.slices).reduce(0, +) == s.sampleCount)
         #expect(s.classes.map(\.pixels).reduce(0, +) == s.sampleCount * s.height * s.width)
         // Per-case class slices, brute force from the shards' labels.
         var perCase = [[Int]](repeating: [0, 0, 0, 0], count: s.cases.count)
         for sh in index.shards {
-            let f = try SafetensorsReader.read(path: out + "/" + sh.file!)
+            let f = try SafetensorsReader.read(path: out + "/" + sh.file)
             let labels = try f.values("label", as: UInt8.self), ci = try f.values("case_index", as: Int32.self)
             let plane = s.height * s.width
             for r in 0..<ci.count {
@@ -67,7 +67,7 @@ func sameTriple<A: Equatable, B: Equatable, C: Equatable>(_ x: (A, B, C), _ y: (
         #expect(s.folds.map(\.cases).reduce(0, +) == s.cases.count && s.folds.map(\.slices).reduce(0, +) == s.sampleCount)
         for f in s.folds { #expect(f.slices == s.cases.filter { $0.fold == f.fold }.map(\.slices).reduce(0, +)) }
         // Shards: sizes of the files.
-        #expect(s.shards.map(\.file) == index.shards.map { $0.file! })
+        #expect(s.shards.map(\.file) == index.shards.map(\.file))
         for sh in s.shards { #expect(sh.bytes == (try FileIO.readAll(out + "/" + sh.file).count)) }
         #expect(s.shards.map(\.samples).reduce(0, +) == s.sampleCount)
         #expect(s.mapsSDF && s.mapsRRW && s.mapScales == [1, 2] && s.mapConvention == "boundary" && s.mapUnits == "px")
@@ -96,8 +96,8 @@ func sameTriple<A: Equatable, B: Equatable, C: Equatable>(_ x: (A, B, C), _ y: (
         options.maxCases = 1
         let r = try PreviewRenderer.render(output: out, to: dir, options: options)
         #expect(r.sheets.map(\.kind) == ["labels", "maps"] && r.mapClass == 1)
-        let index = try OutputIndex.read(path: out + "/index.json")
-        let n = index.cases[0].count!
+        let index = try IndexFile.read(path: out + "/index.json")
+        let n = index.cases[0].sliceRange.count
         #expect(r.sheets[0].slices == PreviewRenderer.evenlySpaced(count: n, max: 12) && r.sheets[0].slices.last == n - 1)
         let html = String(decoding: try FileIO.readAll(r.indexFile), as: UTF8.self)
         for sheet in r.sheets {

@@ -56,6 +56,21 @@ import Testing
         }
     }
 
+    /// Found by fuzzing (manifest-yaml): Yams decodes `1:1:...` into an integer as base 60 and
+    /// traps on overflow; the manifest reader refuses such scalars first, with the line.
+    @Test(arguments: ["folds: {k: 1:1:1:1:1:1:1:1:1:1:1:1}", "folds: {seed: 123333333111111111111:1111eomeyr3;t:33333333345}",
+                      "shard_size: -99999999999:99999999999", "shard_size: 1:30"])
+    func baseSixtyNumbersAreRefused(line: String) throws {
+        do {
+            _ = try Manifest.parse("name: x\n" + line + "\n", path: "m.yaml")
+            Issue.record("accepted \(line)")
+        } catch let e as MedprepError {
+            #expect(e.path == "m.yaml" && e.message.contains("base-60 number") && e.message.contains("line 2"), "\(e)")
+        }
+        // Quoted, the same characters are text.
+        #expect(try Manifest.parse("name: '1:30'\n", path: "m.yaml").name == "1:30")
+    }
+
     @Test func canonicalHashIgnoresFormatting() throws {
         let a = try Manifest.parse(Self.minimal, path: "a")
         let b = try Manifest.parse(Self.minimal.replacingOccurrences(of: "name: demo", with: "name:   demo  # comment"), path: "b")

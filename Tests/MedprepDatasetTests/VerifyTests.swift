@@ -147,11 +147,11 @@ extension VerifyReport {
             let r = OutputVerifier.verify(out)
             #expect(r.ok, "\(out):\n\(r.listing)")
             #expect(r.notes.isEmpty, "\(r.notes)")
-            let index = try OutputIndex.read(path: out + "/index.json")
+            let index = try IndexFile.read(path: out + "/index.json")
             #expect(r.checked.indexes == 1 && r.checked.parts == 0)
             #expect(r.checked.shards == index.shards.count && r.checked.shards >= 2)
             #expect(r.checked.samples == index.sampleCount && r.checked.cases == index.cases.count && r.checked.classes == 4)
-            let bytes = try index.shards.reduce(0) { $0 + (try FileIO.readAll(out + "/" + $1.file!).count) }
+            let bytes = try index.shards.reduce(0) { $0 + (try FileIO.readAll(out + "/" + $1.file).count) }
             #expect(r.checked.bytes == bytes)
             let j = r.json
             #expect(j["ok"] == .bool(true) && j["problems"] == .array([]) && j["checked"]?["shards"]?.intValue == index.shards.count)
@@ -205,16 +205,16 @@ extension VerifyReport {
 
     @Test func checksumsSizesAndMissingShards() throws {
         let d = try InspectFixture.copy(try fx.out3D)
-        let index = try OutputIndex.read(path: d + "/index.json")
+        let index = try IndexFile.read(path: d + "/index.json")
         try InspectFixture.mutateFile(InspectFixture.shardPath(d, 1)) { $0[$0.count / 2] ^= 0x40 }  // image data
         try InspectFixture.mutateFile(InspectFixture.shardPath(d, 2)) { $0.removeLast(100) }
         try FileManager.default.removeItem(atPath: InspectFixture.shardPath(d, 3))
         try InspectFixture.editIndex(d, [(["shards", 0, "sha256"], .string(String(repeating: "0", count: 64)))])
         let r = OutputVerifier.verify(d)
-        #expect(r.has("shard-00000.safetensors", "sha256 is '\(index.shards[0].sha256!)'", "says '0000"))
+        #expect(r.has("shard-00000.safetensors", "sha256 is '\(index.shards[0].sha256)'", "says '0000"))
         #expect(r.has("shard-00001.safetensors", "sha256 is"))
         #expect(r.problems.filter { $0.file.hasSuffix("shard-00001.safetensors") }.count == 1, "\(r.listing)")
-        #expect(r.has("shard-00002.safetensors", "is \(index.shards[2].bytes! - 100) bytes", "says '\(index.shards[2].bytes!)'"))
+        #expect(r.has("shard-00002.safetensors", "is \(index.shards[2].bytes - 100) bytes", "says '\(index.shards[2].bytes)'"))
         #expect(r.has("shard-00002.safetensors", "tensor data needs"))
         #expect(r.has("shard-00003.safetensors", "file not found"))
     }
@@ -282,7 +282,7 @@ extension VerifyReport {
 
     @Test func crossFileRules() throws {
         let base = try fx.out3D
-        let index = try OutputIndex.read(path: base + "/index.json")
+        let index = try IndexFile.read(path: base + "/index.json")
         let cases = index.cases
         func check(_ edits: [([InspectFixture.PathItem], JSON?)], _ file: String, _ fragments: String...) throws {
             let d = try InspectFixture.copy(base)
@@ -292,13 +292,13 @@ extension VerifyReport {
             #expect(r.problems.contains { p in p.file.hasSuffix(file) && fragments.allSatisfy { p.message.contains($0) } },
                     "\(edits.map { "\($0.0)" }) expected \(fragments) in:\n\(r.listing)")
         }
-        let n0 = cases[0].count!
+        let n0 = cases[0].sliceRange.count
         // A case's range one too long: its last sample belongs to the next case.
         try check([(["cases", 0, "slice_range", "count"], .int(n0 + 1))], ".safetensors", "case 'synth_000'", "slice_count \(n0), expected \(n0 + 1)")
         try check([(["cases", 0, "slice_range", "count"], .int(n0 + 1))], "index.json", "cases[1] ('synth_001').slice_range.first_sample is '\(n0)', expected \(n0 + 1)")
         try check([(["cases", 1, "fold"], .int(3))], "index.json", "cases[1] ('synth_001').fold is '3', expected 0..<3")
         try check([(["shards", 1, "first_sample"], .int(5))], "index.json", "shards[1].first_sample is '5', expected 4")
-        try check([(["sample_count"], .int(index.sampleCount! + 1))], "index.json", "sample_count is '\(index.sampleCount! + 1)' but the shards hold \(index.sampleCount!)")
+        try check([(["sample_count"], .int(index.sampleCount + 1))], "index.json", "sample_count is '\(index.sampleCount + 1)' but the shards hold \(index.sampleCount)")
         try check([(["cases", 1, "id"], .string("synth_000"))], "index.json", "cases[1] ('synth_000').id is also cases[0]'s")
         // case_index may have gaps (skipped cases, parts) but must increase and match the shards.
         try check([(["cases", 1, "case_index"], .int(7))], ".safetensors", "case 'synth_001'", "has case_index 1, expected 7")
@@ -317,7 +317,7 @@ extension VerifyReport {
         try check([(["medprep_version"], .string("9.9.9"))], "shard-00000.safetensors", "medprep_version is '0.1.0'", "'9.9.9'")
         // The last case dropped from the index: its samples belong to no case.
         try check([(["cases", 1], nil)], ".safetensors", "has case_index 1, which no case in index.json has", "samples)")
-        try check([(["cases", 1], nil)], "index.json", "end at sample \(n0) but sample_count is '\(index.sampleCount!)'")
+        try check([(["cases", 1], nil)], "index.json", "end at sample \(n0) but sample_count is '\(index.sampleCount)'")
         // Shards listed in another order: shard_index and tiling.
         let d = try InspectFixture.copy(base)
         let j = try InspectFixture.readIndex(d)

@@ -563,7 +563,7 @@ enum SafetensorsFixtures {
         let dir = try SafetensorsFixtures.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let rec = try b.writeShard(directory: dir, shardIndex: 2, firstSample: 6)
-        #expect(rec.json.serialized() == #"{"file":"shard-00002.safetensors","sha256":"\#(rec.sha256)","bytes":\#(rec.bytes),"sample_count":3,"first_sample":6}"#)
+        #expect(try JSONValueEncoder().encode(rec).serialized() == #"{"file":"shard-00002.safetensors","sha256":"\#(rec.sha256)","bytes":\#(rec.bytes),"sample_count":3,"first_sample":6}"#)
         let f = try SafetensorsReader.read(path: dir + "/" + rec.file)
         let summary = try ShardCheck.validate(f)
         #expect(summary.layout == l && summary.sampleCount == 3 && summary.shardIndex == 2 && summary.medprepVersion == "9.9")

@@ -198,7 +198,20 @@ def test_schema_catches(mistake):
 def test_parameters_are_free_form():
     doc = copy.deepcopy(EXAMPLE)
     doc["parameters"]["anything"] = {"nested": [1, "two", None]}
+    assert not list(validator().iter_errors(doc))
+
+
+def test_normalisation_is_closed():
+    """normalisation has a structure (the typed ShardIndex reads it): unknown keys and the
+    pre-channels per-case form are refused."""
+    doc = copy.deepcopy(EXAMPLE)
     doc["normalisation"]["more"] = 1
+    assert list(validator().iter_errors(doc))
+    doc = copy.deepcopy(EXAMPLE)
+    doc["normalisation"]["cases"][0] = {"case_index": 0, "mean": [1.0], "std": [2.0]}
+    assert list(validator().iter_errors(doc))
+    doc = copy.deepcopy(EXAMPLE)
+    doc["normalisation"]["cases"][0]["channels"][0]["mean"] = None  # a channel without finite voxels
     assert not list(validator().iter_errors(doc))
 
 

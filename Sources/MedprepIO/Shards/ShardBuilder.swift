@@ -432,7 +432,8 @@ public final class SealedShard: @unchecked Sendable {
 }
 
 /// One entry of index.json's "shards" array.
-public struct ShardRecord: Sendable, Equatable {
+/// A written shard, as index.json's `shards[]` lists it (`ShardIndex.Shard`).
+public struct ShardRecord: Codable, Sendable, Equatable {
     /// File name relative to the index.
     public var file: String
     public var sha256: String
@@ -441,18 +442,15 @@ public struct ShardRecord: Sendable, Equatable {
     /// Global index of the shard's first sample (samples are numbered across shards in order).
     public var firstSample: Int
 
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case file, sha256, bytes, sampleCount = "sample_count", firstSample = "first_sample"
+    }
+
     public init(file: String, sha256: String, bytes: Int, sampleCount: Int, firstSample: Int) {
         self.file = file
         self.sha256 = sha256
         self.bytes = bytes
         self.sampleCount = sampleCount
         self.firstSample = firstSample
-    }
-
-    public var json: JSON {
-        .object([
-            ("file", .string(file)), ("sha256", .string(sha256)), ("bytes", .int(bytes)),
-            ("sample_count", .int(sampleCount)), ("first_sample", .int(firstSample)),
-        ])
     }
 }
