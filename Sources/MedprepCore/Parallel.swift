@@ -92,12 +92,35 @@ private final class ThreadBody {
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
 
-/// Runs `body` on a new detached thread; false when no thread could be made.
-func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+/// Runs `work` on a thread of its own with a stack of `stackBytes` and waits for it: for
+/// recursive code (a YAML parser) on input nested deeper than the 8 MiB main stack allows.
+/// Throws when no such thread can be made.
+public func withStack<T: Sendable>(bytes stackBytes: Int, _ work: @escaping @Sendable () throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = UnsafeSendable(UnsafeMutablePointer<Result<T, Error>?>.allocate(capacity: 1))
+    result.value.initialize(to: nil)
+    defer { result.value.deinitialize(count: 1); result.value.deallocate() }
+    guard startDetachedThread(stackBytes: stackBytes, { result.value.pointee = Result { try work() }; done.signal() }) else {
+        throw MedprepError(.ioFailure, "cannot start a thread with a \(stackBytes >> 20) MiB stack.")
+    }
+    done.wait()
+    return try result.value.pointee!.get()
+}
+
+/// Runs `body` on a new detached thread (with `stackBytes` of stack, else the default); false
+/// when no thread could be made.
+func startDetachedThread(stackBytes: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
     #if canImport(Glibc)
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    defer { pthread_attr_destroy(&attr) }
+    if let stackBytes, pthread_attr_setstacksize(&attr, stackBytes) != 0 {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        return false
+    }
+    let rc = pthread_create(&thread, &attr, { raw in
         Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
         return nil
     }, box)

@@ -51,6 +51,18 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     /// Parses manifest text; errors name the file and the key path with the expected form.
     public static func parse(_ text: String, path: String) throws -> Manifest {
+        // Yams builds its node tree recursively: a few thousand nested collections overflow the
+        // 8 MiB main stack (found with `name: [[[[...`). The nesting is bounded from the text and
+        // the parse runs on a thread whose stack holds that depth.
+        let depth = nestingBound(text)
+        guard depth <= maxNesting else {
+            throw MedprepError(.invalidArgument, path: path,
+                               "is nested too deeply or has too long a line to be a manifest (its longest line plus its '[' and '{' come to \(depth), at most \(maxNesting)).")
+        }
+        return try withStack(bytes: (32 << 20) + depth * (16 << 10)) { try decode(text, path: path) }
+    }
+
+    private static func decode(_ text: String, path: String) throws -> Manifest {
         // Text that is not YAML at all is reported by the decoder below.
         if let root = try? Yams.compose(yaml: text) { try refuseBaseSixty(root, path: path) }
         do {
@@ -92,8 +104,28 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
     }
 
+    /// Largest nesting bound `parse` accepts (a real manifest's is its longest line, about 100).
+    static let maxNesting = 16_384
+    /// Largest manifest file read (a real one is a few KB).
+    static let maxBytes = 4 << 20
+
+    /// An upper bound on how deeply `text` can nest YAML collections, whatever its quoting: a
+    /// block collection nested in another starts at a greater column (so block depth is below
+    /// the longest line's length), and each flow collection opens with '[' or '{'.
+    static func nestingBound(_ text: String) -> Int {
+        var openers = 0, longest = 0, line = 0
+        for c in text.utf8 {
+            switch c {
+            case UInt8(ascii: "\n"): longest = max(longest, line); line = 0
+            case UInt8(ascii: "["), UInt8(ascii: "{"): openers += 1; line += 1
+            default: line += 1
+            }
+        }
+        return openers + max(longest, line)
+    }
+
     public static func load(path: String) throws -> Manifest {
-        let bytes = try FileIO.readAll(path)
+        let bytes = try FileIO.readAll(path, limit: maxBytes)
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
 

@@ -71,6 +71,32 @@ import Testing
         #expect(try Manifest.parse("name: '1:30'\n", path: "m.yaml").name == "1:30")
     }
 
+    /// Yams parses recursively: `name: [[[[...` 5,000 deep overflowed the 8 MiB main stack
+    /// (SIGSEGV). The parse runs on a thread whose stack holds the depth the text allows; text
+    /// past the bound is refused without parsing.
+    @Test(arguments: [
+        "name: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000),
+        "name: x\nfolds:\n" + String(repeating: "- ", count: 8000) + "x",
+        "name: x\nlabels:\n" + (1..<1500).map { String(repeating: " ", count: $0) + "a:\n" }.joined(),
+    ])
+    func deepNestingIsAnErrorNotACrash(text: String) throws {
+        #expect(Manifest.nestingBound(text) <= Manifest.maxNesting)
+        #expect(throws: MedprepError.self) { try Manifest.parse(text, path: "m.yaml") }
+    }
+
+    @Test func nestingPastTheBoundIsRefusedUnparsed() throws {
+        let text = "name: " + String(repeating: "[", count: 20000)
+        do {
+            _ = try Manifest.parse(text, path: "m.yaml")
+            Issue.record("accepted")
+        } catch let e as MedprepError {
+            #expect(e.message.contains("nested too deeply") && e.message.contains("40006"), "\(e)")
+        }
+        // The bound never under-counts: flow brackets in quotes count, and so does a block's column.
+        #expect(Manifest.nestingBound("a: '[[['\n") == 3 + 8)
+        #expect(Manifest.nestingBound("a:\n  b:\n    c: 1\n") == 8)
+    }
+
     @Test func canonicalHashIgnoresFormatting() throws {
         let a = try Manifest.parse(Self.minimal, path: "a")
         let b = try Manifest.parse(Self.minimal.replacingOccurrences(of: "name: demo", with: "name:   demo  # comment"), path: "b")

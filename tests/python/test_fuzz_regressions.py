@@ -33,3 +33,21 @@ def test_quoted_colon_text_is_text(tmp_path, medprep):
     (ds / "manifest.yaml").write_text(text.replace(name, 'name: "10:1 mix"'))
     r = medprep("validate", ds)
     assert r.returncode == 0 and "base-60" not in r.stderr, r.stderr
+
+
+# Found while checking the YAML reader after the fuzz finding above: Yams parses recursively, and
+# `name: [[[[...` 5,000 deep overflowed the main thread's stack (SIGSEGV). Flow and block nesting
+# within the bound parse on a large-stack thread; past it the file is refused unparsed.
+@pytest.mark.parametrize("body,refused", [
+    ("name: " + "[" * 5000 + "]" * 5000, False),
+    ("name: x\nfolds:\n" + "- " * 8000 + "x", False),
+    ("name: x\nlabels:\n" + "".join(" " * i + "a:\n" for i in range(1, 1500)), False),
+    ("name: " + "[" * 20000, True),
+])
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path, medprep, body, refused):
+    ds, _ = volume_dataset(tmp_path / "ds")
+    (ds / "manifest.yaml").write_text(body + "\n")
+    r = medprep("validate", ds)
+    assert r.returncode > 0, (r.returncode, r.stderr[-500:])
+    assert "manifest.yaml" in r.stderr and "crashed" not in r.stderr
+    assert ("nested too deeply" in r.stderr) == refused, r.stderr[-300:]
