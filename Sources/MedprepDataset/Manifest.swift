@@ -80,17 +80,18 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
     }
 
-    /// Yams decodes a plain scalar with a colon after digits into an integer as a YAML 1.1 base-60
-    /// number (`1:30` is 90) and traps when the arithmetic overflows (`seed: 1:1:1:1:1:1:1:1:1:1:1:1`,
-    /// found by fuzzing): such scalars are refused before anything is decoded. A value that is
-    /// text, not a number, can be quoted.
+    /// Yams decodes any plain scalar that holds a colon into an integer as a YAML 1.1 base-60
+    /// number (`1:30` is 90): it drops the `_`, splits at the colons, keeps the parts that read
+    /// as numbers and multiplies them with trapping arithmetic, so `seed: 1:1:1:1:1:1:1:1:1:1:1:1`
+    /// or a colon between non-digits and a long number kills the process (both found by
+    /// fuzzing), and `k: x:5` would silently read as 5. Every plain scalar with a colon and a
+    /// part that reads as a number is refused before anything is decoded (whatever the field:
+    /// the composed tree has no types yet); text such as `C:/data` has no such part, and a value
+    /// that is text can be quoted.
     static func refuseBaseSixty(_ node: Node, path: String) throws {
         switch node {
         case .scalar(let s):
-            guard s.style == .plain || s.style == .any else { return }
-            let u = Array(s.string.utf8.drop { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") })
-            let digits = u.prefix { (48...57).contains($0) || $0 == UInt8(ascii: "_") }
-            guard !digits.isEmpty, digits.count < u.count, u[digits.count] == UInt8(ascii: ":") else { return }
+            guard s.style == .plain || s.style == .any, readsAsBaseSixty(s.string) else { return }
             let at = s.mark.map { " (line \($0.line), column \($0.column))" } ?? ""
             let shown = s.string.count > 40 ? String(s.string.prefix(37)) + "..." : s.string
             throw MedprepError(.invalidArgument, path: path,
@@ -102,6 +103,16 @@ public struct Manifest: Codable, Sendable, Equatable {
         default:
             return
         }
+    }
+
+    /// Whether Yams would read `text` as base 60 where a number is expected: it holds a colon
+    /// and, with `_` removed, one of its colon-separated parts reads as a number (what Yams's
+    /// `sexagesimal()` keeps; `Double` accepts every integer spelling `Int(_:radix:)` does).
+    static func readsAsBaseSixty(_ text: String) -> Bool {
+        guard text.utf8.contains(UInt8(ascii: ":")) else { return false }
+        return text.replacingOccurrences(of: "_", with: "")
+            .split(separator: ":", omittingEmptySubsequences: true)
+            .contains { Double(String($0)) != nil }
     }
 
     /// Largest nesting bound `parse` accepts (a real manifest's is its longest line, about 100).

@@ -56,10 +56,14 @@ import Testing
         }
     }
 
-    /// Found by fuzzing (manifest-yaml): Yams decodes `1:1:...` into an integer as base 60 and
-    /// traps on overflow; the manifest reader refuses such scalars first, with the line.
+    /// Found by fuzzing (manifest-yaml): Yams decodes any plain scalar with a colon into an
+    /// integer as base 60, keeping the parts that read as numbers, and traps on overflow; the
+    /// manifest reader refuses such scalars first, with the line. The second finding started
+    /// with bytes that are not digits (`\u{FFFD}`), which the first fix let through.
     @Test(arguments: ["folds: {k: 1:1:1:1:1:1:1:1:1:1:1:1}", "folds: {seed: 123333333111111111111:1111eomeyr3;t:33333333345}",
-                      "shard_size: -99999999999:99999999999", "shard_size: 1:30"])
+                      "shard_size: -99999999999:99999999999", "shard_size: 1:30",
+                      "folds: {k: 5, seed: \u{FFFD}\u{FFFD}^0:4::::2:1:1:1:1:1:1:1:1:1:1}", "shard_size: x:5",
+                      "shard_size: 1_0:3_0", "folds: {seed: ab::99999999999999999999:2}"])
     func baseSixtyNumbersAreRefused(line: String) throws {
         do {
             _ = try Manifest.parse("name: x\n" + line + "\n", path: "m.yaml")
@@ -69,6 +73,14 @@ import Testing
         }
         // Quoted, the same characters are text.
         #expect(try Manifest.parse("name: '1:30'\n", path: "m.yaml").name == "1:30")
+    }
+
+    /// Plain text with colons but no part that reads as a number is not base 60 (Yams would
+    /// read no number from it) and stays text.
+    @Test(arguments: ["C:/data", "run:a:b", "x::y"])
+    func colonTextWithoutNumbersIsText(name: String) throws {
+        #expect(try Manifest.parse("name: \(name)\n", path: "m.yaml").name == name)
+        #expect(!Manifest.readsAsBaseSixty(name))
     }
 
     /// Yams parses recursively: `name: [[[[...` 5,000 deep overflowed the 8 MiB main stack

@@ -5,7 +5,7 @@ import pytest
 from test_dataset_fixes import volume_dataset
 
 
-# manifest-yaml, 2026-12-04: Yams reads a plain scalar with a colon after digits as a YAML 1.1
+# manifest-yaml, 2026-12-04: Yams reads a plain scalar with a colon as a YAML 1.1
 # base-60 integer and traps on overflow (SIGILL, exit -4) when the field is an integer. The
 # found input, minimised by hand to the field that matters, and the same in other integer fields.
 @pytest.mark.parametrize("line", [
@@ -13,6 +13,10 @@ from test_dataset_fixes import volume_dataset
     "folds: {k: 1:1:1:1:1:1:1:1:1:1:1:1}",                                    # 60^11 overflows Int64
     "shard_size: 99999999999:99999999999",
     "folds: {k: 1:30}",                                                       # in range, still base 60
+    # manifest-yaml, second run: Yams takes any plain scalar holding a colon as base 60 and keeps
+    # the parts that read as numbers; the fuzzer's scalar began with bytes that are not digits.
+    "folds: {k: 5, seed: \ufffd\ufffd^0:4::::2:1:1:1:1:1:1:1:1:1:1}",
+    "shard_size: x:5",                                                        # silently 5 before
 ])
 def test_base_sixty_integers_are_refused(tmp_path, medprep, line):
     ds, _ = volume_dataset(tmp_path / "ds")

@@ -138,7 +138,8 @@ def run_target(target: str, corpus: Path, args) -> dict:
         cmd.append(f"-seed={args.seed}")
     if args.seconds:
         cmd.append(f"-max_total_time={args.seconds}")
-    env = dict(os.environ, MEDPREP_FUZZ_TARGET=target, ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1")
+    env = dict(os.environ, MEDPREP_FUZZ_TARGET=target, ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1",
+               SWIFT_BACKTRACE="enable=no")  # libFuzzer prints the stack; the backtracer can hang a replay
     t0 = time.monotonic()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, errors="replace")
     wall = time.monotonic() - t0
