@@ -118,12 +118,16 @@ class NiftiSliceDataset:
         return out
 
 
-def throughput(ds, order, batch=8, min_seconds=3.0, max_samples=None):
-    """Samples per second through a DataLoader with one worker (the main process)."""
+def throughput(ds, order, batch=8, min_seconds=3.0, max_samples=None, default_collate=False):
+    """Samples per second through a DataLoader with one worker (the main process). medprep's
+    datasets use the trainer's `collate` (batched online maps are not copied again) unless
+    `default_collate`."""
     from torch.utils.data import DataLoader, Subset
+    from medprep_train.dataset import MedprepDataset, collate
 
     sub = Subset(ds, list(order))
-    dl = DataLoader(sub, batch_size=batch, shuffle=False, num_workers=0)
+    dl = DataLoader(sub, batch_size=batch, shuffle=False, num_workers=0,
+                    collate_fn=collate if isinstance(ds, MedprepDataset) and not default_collate else None)
     for i, _ in enumerate(dl):  # warm-up: page cache, lazy maps
         if i >= 1:
             break
@@ -197,6 +201,9 @@ def main(argv=None):
         rates = {}
         for name, ds in rows:
             rates[name] = throughput(ds, order, min_seconds=a.seconds)
+        # What the batched maps save: the same online loader with PyTorch's default collation.
+        rates["online maps, default collation"] = throughput(rows[2][1], order, min_seconds=a.seconds,
+                                                             default_collate=True)
         r_b, n_b, t_b = throughput(base, order, min_seconds=0.1, max_samples=a.baseline_samples)
         r_c, n_c, t_c = throughput(cached, order, min_seconds=0.1, max_samples=a.baseline_samples)
         bytes_per = sum(v.numel() * v.element_size() for k, v in item.items() if hasattr(v, "numel"))
@@ -207,7 +214,8 @@ def main(argv=None):
             "samples_per_s": {name: round(r[0], 1) for name, r in rates.items()},
             "nifti_scipy_samples_per_s": round(r_b, 2), "nifti_scipy_timed": [n_b, round(t_b, 3)],
             "cached_volumes_scipy_samples_per_s": round(r_c, 2), "cached_timed": [n_c, round(t_c, 3)],
-            "online_vs_dense": round(r_online / r_dense, 2), "online_vs_nifti_scipy": round(r_online / r_b, 1),
+            "online_vs_dense": round(r_online / r_dense, 2),
+            "online_collate_vs_default": round(r_online / rates["online maps, default collation"][0], 2), "online_vs_nifti_scipy": round(r_online / r_b, 1),
             "dense_vs_nifti_scipy": round(r_dense / r_b, 1),
         }
         print(f"slices {a.size}x{a.size} with SDF+RRW for 4 classes at scales 1 and 2 ({bytes_per / 2**20:.2f} MiB/sample), "
@@ -217,7 +225,8 @@ def main(argv=None):
         print(f"  {'NIfTI + scipy maps on the fly':38} {r_b:10.2f} samples/s  ({n_b} in {t_b:.2f} s)")
         print(f"  {'decoded volumes in RAM + scipy maps':38} {r_c:10.2f} samples/s  ({n_c} in {t_c:.2f} s)")
         print(f"  ratios: online/dense {r_online / r_dense:.2f}x (goal >= 0.5x), online/NIfTI+scipy {r_online / r_b:.1f}x "
-              f"(goal >= 30x), dense/NIfTI+scipy {r_dense / r_b:.1f}x, online/cached volumes {r_online / r_c:.1f}x")
+              f"(goal >= 30x), dense/NIfTI+scipy {r_dense / r_b:.1f}x, online/cached volumes {r_online / r_c:.1f}x, "
+              f"online collate/default collation {res['online_collate_vs_default']:.2f}x")
         print(f"  convert seconds: {convert_s}")
         if a.json:
             with open(a.json, "w") as f:

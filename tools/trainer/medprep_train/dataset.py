@@ -509,12 +509,21 @@ class MedprepDataset(Dataset):
         k, r = self.locate(int(sample))
         return self._shard(k)["label"][r]
 
-    def online_maps(self, label: np.ndarray, spacing) -> dict:
-        """The maps of `label` at every requested scale, computed by medprep's kernel."""
+    def online_maps(self, label: np.ndarray, spacing, alloc=None) -> dict:
+        """The maps of `label` ([H, W], or a batch [N, H, W] with one spacing per plane) at every
+        requested scale, computed by medprep's kernel. `alloc(shape)`: the tensors to write them
+        into (a batch's, see `__getitems__`); by default new arrays."""
         out = {}
+        K = self.index.num_classes
         for s in self.scales:
-            sdf, rrw = mapslib.slice_maps(label, self.index.num_classes, sdf="sdf" in self.maps, rrw="rrw" in self.maps,
-                                          convention=self.convention, units=self.units, spacing=spacing, scale=s)
+            shape = label.shape[:-2] + (K,) + mapslib.plane_size(*label.shape[-2:], s)
+            bufs = {m: alloc(shape) if alloc and m in self.maps else None for m in ("sdf", "rrw")}
+            sdf, rrw = mapslib.slice_maps(label, K, sdf="sdf" in self.maps, rrw="rrw" in self.maps,
+                                          convention=self.convention, units=self.units, spacing=spacing, scale=s,
+                                          out_sdf=None if bufs["sdf"] is None else bufs["sdf"].numpy(),
+                                          out_rrw=None if bufs["rrw"] is None else bufs["rrw"].numpy())
+            sdf = sdf if bufs["sdf"] is None else bufs["sdf"]
+            rrw = rrw if bufs["rrw"] is None else bufs["rrw"]
             suffix = "" if s == 1 else f"_s{s}"
             if sdf is not None:
                 out["sdf" + suffix] = sdf
@@ -563,6 +572,31 @@ class MedprepDataset(Dataset):
     def __getitem__(self, i) -> dict:
         """Sample i (augmented for this dataset's epoch), or ``(epoch, i)`` as `EpochSampler`
         yields: the augmentation draws depend only on (seed, epoch, sample)."""
+        s = self._augmented(i)
+        if self.recompute and self.maps:
+            s.update(self.online_maps(s["label"], s["spacing"]))
+        return self._tensors(s)
+
+    def __getitems__(self, indices: Sequence) -> List[dict]:
+        """A batch, equal to ``[self[i] for i in indices]``; with maps computed from the label
+        (online storage, or an augmentation that stored maps cannot follow) the maps of the whole
+        batch come from one library call per scale, written into one [N, K, h, w] tensor per map
+        (in shared memory inside a DataLoader worker). Each sample's map is a row of it, which
+        `collate` hands on as the batch without the copy that stacking would make. PyTorch's
+        DataLoader calls this for every batch."""
+        if not (self.recompute and self.maps) or len(indices) < 2:
+            return [self[i] for i in indices]
+        samples = [self._augmented(i) for i in indices]
+        labels = np.stack([s["label"] for s in samples])
+        spacing = np.stack([np.asarray(s["spacing"], dtype=np.float64) for s in samples])
+        batch = self.online_maps(labels, spacing, alloc=_batch_tensor)
+        for n, s in enumerate(samples):
+            s.update({k: v[n] for k, v in batch.items()})
+        return [self._tensors(s) for s in samples]
+
+    def _augmented(self, i) -> dict:
+        """Sample i (or ``(epoch, i)``) as numpy arrays after augmentation; maps only when they are
+        not to be recomputed from the augmented label."""
         epoch = self.epoch
         if isinstance(i, tuple):
             epoch, i = i
@@ -570,13 +604,16 @@ class MedprepDataset(Dataset):
         # moves the virtual pixel of a full class too, see docs/trainer.md).
         s = self.raw(i, maps=not self.recompute)
         rng = np.random.default_rng([self.seed, int(epoch), int(s["sample"])])
-        s = self.augmenter(s, rng)
-        if self.recompute and self.maps:
-            s.update(self.online_maps(s["label"], s["spacing"]))
+        return self.augmenter(s, rng)
+
+    def _tensors(self, s: dict) -> dict:
+        """The sample dict as tensors (maps that are already tensors are kept as they are)."""
         spacing = s.pop("spacing", None)
         out = {}
         for k, v in s.items():
-            if isinstance(v, np.ndarray) and v.ndim > 0:
+            if torch.is_tensor(v):
+                out[k] = v
+            elif isinstance(v, np.ndarray) and v.ndim > 0:
                 if k == "label":
                     out[k] = torch.from_numpy(np.array(v, dtype=np.int64))
                 else:
@@ -592,6 +629,45 @@ class MedprepDataset(Dataset):
             if sc > 1:
                 out[f"label_s{sc}"] = out["label"][::sc, ::sc].contiguous()
         return out
+
+
+def _batch_tensor(shape) -> torch.Tensor:
+    """An uninitialised float32 tensor for a batch's maps: in shared memory inside a DataLoader
+    worker (as `default_collate` allocates its output there), so sending it to the main process
+    passes a handle instead of copying."""
+    numel = int(np.prod(shape))
+    if torch.utils.data.get_worker_info() is not None:
+        storage = torch.empty(0, dtype=torch.float32)._typed_storage()._new_shared(numel)
+        return torch.empty(0, dtype=torch.float32).new(storage).view(*shape)
+    return torch.empty(shape, dtype=torch.float32)
+
+
+def _rows_of_one_tensor(ts: Sequence) -> Optional[torch.Tensor]:
+    """The tensor whose rows 0..n-1 are exactly `ts`, in order (as `__getitems__` makes them);
+    None for anything else."""
+    base = getattr(ts[0], "_base", None) if torch.is_tensor(ts[0]) else None
+    if base is None or base.dim() < 1 or base.shape[0] != len(ts) or not base.is_contiguous():
+        return None
+    for n, t in enumerate(ts):
+        if not (torch.is_tensor(t) and t._base is base and t.shape == base.shape[1:] and t.is_contiguous()
+                and t.data_ptr() == base[n].data_ptr()):
+            return None
+    return base
+
+
+def collate(batch: List[dict]) -> dict:
+    """`default_collate` for the dataset's samples, except that a map the dataset already computed
+    as one batch tensor (`MedprepDataset.__getitems__`) is that tensor, not a stacked copy."""
+    from torch.utils.data import default_collate
+
+    if not (isinstance(batch, list) and batch and isinstance(batch[0], dict)):
+        return default_collate(batch)
+    out = {}
+    for k in batch[0]:
+        values = [b[k] for b in batch]
+        whole = _rows_of_one_tensor(values)
+        out[k] = whole if whole is not None else default_collate(values)
+    return out
 
 
 def make_fold_datasets(index_path: str, fold: int, augment: str = "flip,rot90", maps=("sdf", "rrw"), scales=None,

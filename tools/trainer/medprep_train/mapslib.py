@@ -93,12 +93,14 @@ def plane_size(h: int, w: int, scale: int) -> Tuple[int, int]:
 
 def slice_maps(labels: np.ndarray, classes: int, *, sdf: bool = True, rrw: bool = True,
                convention: str = "boundary", units: str = "px", spacing: Optional[Sequence] = None,
-               scale: int = 1, threads: int = 1) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+               scale: int = 1, threads: int = 1, out_sdf: Optional[np.ndarray] = None,
+               out_rrw: Optional[np.ndarray] = None) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """(sdf, rrw) of one label plane [H, W] or a stack [N, H, W] of class indices 0 ..< classes.
 
     Each map is float32 [K, h, w] (or [N, K, h, w]), h, w = ceil(H/s), ceil(W/s): the maps of
     ``labels[..., ::s, ::s]``. ``spacing``: (row mm, column mm), one pair or one per plane (only
-    used with ``units='mm'``). A map not asked for is None.
+    used with ``units='mm'``). A map not asked for is None. ``out_sdf`` / ``out_rrw``: arrays of
+    that shape (C-contiguous float32) to write into instead of new ones (a batch, in shared memory).
     """
     if not (sdf or rrw):
         raise ValueError("ask for sdf, rrw or both.")
@@ -122,8 +124,8 @@ def slice_maps(labels: np.ndarray, classes: int, *, sdf: bool = True, rrw: bool 
     if spacing is not None:
         sp = np.ascontiguousarray(np.broadcast_to(np.asarray(spacing, dtype=np.float64), (n, 2)))
     ch, cw = plane_size(h, w, scale)
-    out_s = np.empty((n, classes, ch, cw), dtype=np.float32) if sdf else None
-    out_r = np.empty((n, classes, ch, cw), dtype=np.float32) if rrw else None
+    out_s = _output(out_sdf, (n, classes, ch, cw), "out_sdf", single) if sdf else None
+    out_r = _output(out_rrw, (n, classes, ch, cw), "out_rrw", single) if rrw else None
     msg = ctypes.create_string_buffer(512)
     lib = load()
     status = lib.medprep_slice_maps(
@@ -136,3 +138,15 @@ def slice_maps(labels: np.ndarray, classes: int, *, sdf: bool = True, rrw: bool 
         out_s = None if out_s is None else out_s[0]
         out_r = None if out_r is None else out_r[0]
     return out_s, out_r
+
+
+def _output(given: Optional[np.ndarray], shape: Tuple[int, ...], name: str, single: bool) -> np.ndarray:
+    """A new float32 array of `shape`, or `given` checked to be one the library can fill."""
+    if given is None:
+        return np.empty(shape, dtype=np.float32)
+    want = shape[1:] if single else shape
+    if (given.shape != want or given.dtype != np.float32 or not given.flags.c_contiguous
+            or not given.flags.writeable):
+        raise ValueError(f"{name} must be a writeable C-contiguous float32 array of shape {list(want)}, "
+                         f"got {given.dtype} {list(given.shape)}.")
+    return given.reshape(shape)

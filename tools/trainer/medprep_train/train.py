@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .dataset import MedprepDataset, MedprepIndex, MedprepIndexError, parse_augment
+from .dataset import MedprepDataset, MedprepIndex, MedprepIndexError, collate, parse_augment
 from .losses import ALL_TERMS, CONTACT_COSTS, CONTACT_NORMS, EnvelopeConfig, LossConfig, Sched, SegLoss, parse_loss_spec
 from .metrics import SegMetrics
 from .model import build_unet, load_encoder
@@ -212,7 +212,8 @@ def _loader(ds, batch_size, shuffle, workers, d: Dist, seed: int, drop_last=Fals
     g = torch.Generator()
     g.manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      persistent_workers=workers > 0, generator=g, pin_memory=d.device.type == "cuda"), sampler
+                      persistent_workers=workers > 0, generator=g, pin_memory=d.device.type == "cuda",
+                      collate_fn=collate), sampler
 
 
 def _bar(it, total, desc, enabled):
@@ -424,7 +425,8 @@ def run(a: argparse.Namespace) -> dict:
         val_loader = None
         overlay_ids = []
         if d.main and len(val_ds):
-            val_loader = DataLoader(val_ds, batch_size=a.batch_size, shuffle=False, num_workers=min(a.workers, 1))
+            val_loader = DataLoader(val_ds, batch_size=a.batch_size, shuffle=False, num_workers=min(a.workers, 1),
+                                    collate_fn=collate)
             if a.overlays > 0 and not a.no_plots:
                 overlay_ids = overlay_samples(index, val_ds.samples, a.overlays, val_ds.label_of)
         iters_done, samples_done = 0, 0

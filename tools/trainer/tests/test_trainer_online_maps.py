@@ -182,3 +182,63 @@ def test_online_maps_in_worker_processes(shards):
     for j in range(8):
         lab = batch["label"][j].numpy()
         assert_close(batch["sdf"][j, 1].numpy(), scipy_maps(lab, 1)[0], f"batch item {j}")
+
+
+@pytest.mark.parametrize("key,augment", [("3d-online", "none"), ("3d-online", "flip,rot90,affine"),
+                                         ("3d", "flip,affine"), ("3d-compact", "none")])
+def test_batched_fetch_equals_one_by_one(shards, key, augment):
+    """`__getitems__` (what DataLoader calls) gives exactly the samples `__getitem__` gives, with
+    `EpochSampler`'s (epoch, i) indices too; where maps are recomputed they are rows of one batch
+    tensor, which `collate` hands on uncopied, and every other key collates as `default_collate`."""
+    from torch.utils.data import default_collate
+    from medprep_train.dataset import collate
+
+    ds = MedprepDataset(shards[key], augment=augment, seed=3, scales=[1, 2])
+    idx = [(2, i) for i in (5, 0, 17, 9, 3)]
+    one = [ds[i] for i in idx]
+    many = ds.__getitems__(idx)
+    assert [sorted(s) for s in many] == [sorted(s) for s in one]
+    for a, b in zip(one, many):
+        for k in a:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+    batch, want = collate(many), default_collate(one)
+    assert sorted(batch) == sorted(want)
+    for k in want:
+        assert torch.equal(batch[k], want[k]), k
+    shared = batch["sdf"].data_ptr() == many[0]["sdf"].data_ptr()
+    assert shared == ds.recompute  # batched maps are not copied again; stored ones are stacked
+    if ds.recompute:
+        assert batch["rrw_s2"].data_ptr() == many[0]["rrw_s2"].data_ptr()
+        # Rows of one tensor in another order are not that tensor: they are stacked.
+        swapped = [many[1], many[0]] + many[2:]
+        assert torch.equal(collate(swapped)["sdf"], default_collate(swapped)["sdf"])
+
+
+def test_batched_fetch_in_worker_processes_equals_the_main_process(shards):
+    """With workers the batch maps are written in shared memory; the batches equal those of the
+    main process (collate) and those of stacking one sample at a time (default collation)."""
+    from medprep_train.dataset import collate
+
+    ds = MedprepDataset(shards["3d-online"], augment="flip,affine", seed=2, scales=[1, 2])
+    main = list(DataLoader(ds, batch_size=6, num_workers=0, collate_fn=collate))
+    workers = list(DataLoader(ds, batch_size=6, num_workers=2, collate_fn=collate))
+    plain = list(DataLoader(ds, batch_size=6, num_workers=0, batch_sampler=None))
+    assert len(main) == len(workers) == len(plain) > 1
+    for a, b, c in zip(main, workers, plain):
+        for k in a:
+            assert torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]), k
+
+
+def test_library_writes_into_given_arrays_or_refuses_them():
+    lab = np.stack([blob_labels(21, 17, 3, s) for s in range(3)])
+    want_s, want_r = mapslib.slice_maps(lab, 3, scale=2)
+    out_s = np.full(want_s.shape, np.nan, np.float32)
+    out_r = np.full(want_r.shape, np.nan, np.float32)
+    got_s, got_r = mapslib.slice_maps(lab, 3, scale=2, out_sdf=out_s, out_rrw=out_r)
+    assert np.shares_memory(got_s, out_s) and np.array_equal(out_s, want_s) and np.array_equal(out_r, want_r)
+    one, _ = mapslib.slice_maps(lab[1], 3, scale=2, rrw=False, out_sdf=out_s[1])
+    assert np.shares_memory(one, out_s) and np.array_equal(one, want_s[1])
+    for bad in (np.empty(want_s.shape, np.float64), np.empty(want_s.shape[1:], np.float32),
+                np.empty(want_s.shape, np.float32)[:, :, ::-1]):
+        with pytest.raises(ValueError, match="out_sdf must be a writeable C-contiguous float32 array"):
+            mapslib.slice_maps(lab, 3, scale=2, out_sdf=bad)
